@@ -1,0 +1,125 @@
+"""The commands of the operator contract (`ticketlog-sso ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from sidecar import logs
+from sidecar.config.loading import ConfigError, load_config
+from sidecar.config.model import Config
+from sidecar.runtime import open_runtime
+from sidecar.serve import serve_until_signalled
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    return args.config or os.environ.get("TICKETLOG_SSO_CONFIG")
+
+
+def _load(args: argparse.Namespace) -> Config | None:
+    """The config, or None after printing every problem (exit status 2 follows)."""
+    path = _config_path(args)
+    if not path:
+        print("error: no config file: pass -c FILE or set TICKETLOG_SSO_CONFIG", file=sys.stderr)
+        return None
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: invalid configuration", file=sys.stderr)
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def registration_uris(host: str) -> list[tuple[str, str]]:
+    """What the customer registers in Entra for one SSO tenant host (contract)."""
+    return [
+        ("Redirect URI (Web)", f"https://{host}/.sso/callback"),
+        ("Front-channel logout URL", f"https://{host}/.sso/frontchannel-logout"),
+        ("Post-logout redirect URI", f"https://{host}/.sso/signed-out"),
+        ("Homepage URL (My Apps)", f"https://{host}/"),
+    ]
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_INVALID
+    print(f"{_config_path(args)}: valid ({len(config.tenants)} tenants)")
+    for tenant in config.tenants:
+        if tenant.sso is None:
+            print(f"{tenant.host}: no sso block; the desk's own login is used")
+            continue
+        print(f"{tenant.host}: Entra ID sign-in (tenant {tenant.sso.tenant}); register in Entra:")
+        for label, uri in registration_uris(tenant.host):
+            print(f"  {label}: {uri}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_INVALID
+    logs.configure_logging()
+
+    async def main() -> None:
+        async with open_runtime(config, config_path=_config_path(args)) as runtime:
+            await serve_until_signalled(runtime)
+
+    _run(main())
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sidecar.dev.demo import run_demo  # development-only code stays out of `serve`
+
+    _run(run_demo(port=args.port, admin_port=args.admin_port))
+    return EXIT_OK
+
+
+def _run(coro: object) -> None:
+    """Run on uvloop when it is installed (faster event loop), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    else:
+        uvloop.run(coro)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticketlog-sso", description="Entra ID single sign-on sidecar for TicketLog desks."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("-c", "--config", help="config file (default: $TICKETLOG_SSO_CONFIG)")
+        return sub
+
+    with_config("serve", "run the proxy").set_defaults(func=cmd_serve)
+    with_config("check-config", "validate a config file").set_defaults(func=cmd_check_config)
+    demo = commands.add_parser("demo", help="the whole flow locally, with no outside service")
+    demo.add_argument("--port", type=int, default=8080, help="public port (default 8080)")
+    demo.add_argument("--admin-port", type=int, default=9090, help="admin port (default 9090)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Reading the config file: YAML, `${ENV}` interpolation, `*_file` secrets, validation.
+
+Every problem is collected and reported at once, each with its field path
+(`tenants[1].sso.client_id: not a GUID`), and no network is touched: network
+checks belong to /readyz and `check-entra`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sidecar.config.model import Config, cross_field_problems
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# Fields that may be given as `<name>_file: /path` (a mounted Kubernetes Secret).
+SECRET_FIELDS = frozenset({"client_secret", "password", "secret_keys", "redis_url"})
+# Secret fields that hold a list: their file holds one value a line.
+LIST_SECRET_FIELDS = frozenset({"client_secret", "secret_keys"})
+
+
+class ConfigError(Exception):
+    """An invalid configuration; ``problems`` holds one line each, with field paths."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def field_path(parts: tuple[str | int, ...] | list[str | int]) -> str:
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _interpolate(
+    node: Any, path: list[str | int], env: Mapping[str, str], problems: list[str]
+) -> Any:
+    if isinstance(node, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                problems.append(f"{field_path(path)}: environment variable {name} is not set")
+                return match.group(0)  # left as written, so no second, misleading error follows
+            return env[name]
+
+        return _ENV_REF.sub(replace, node)
+    if isinstance(node, dict):
+        return {k: _interpolate(v, [*path, str(k)], env, problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, [*path, i], env, problems) for i, v in enumerate(node)]
+    return node
+
+
+def _read_secret_files(node: Any, path: list[str | int], problems: list[str]) -> Any:
+    if isinstance(node, list):
+        return [_read_secret_files(v, [*path, i], problems) for i, v in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        key = str(key)
+        base = key.removesuffix("_file")
+        if key.endswith("_file") and base in SECRET_FIELDS:
+            where = field_path([*path, key])
+            if base in node:
+                problems.append(f"{where}: give either {base} or {key}, not both")
+                continue
+            if not isinstance(value, str):
+                problems.append(f"{where}: must be a file path")
+                continue
+            try:
+                content = Path(value).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                # The path is the operator's; the content is never shown.
+                reason = (
+                    exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+                )
+                problems.append(f"{where}: cannot read {value}: {reason}")
+                continue
+            if base in LIST_SECRET_FIELDS:
+                out[base] = [line.strip() for line in content.splitlines() if line.strip()]
+            else:
+                out[base] = content.rstrip("\r\n")
+        else:
+            out[key] = _read_secret_files(value, [*path, key], problems)
+    return out
+
+
+_MESSAGES = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown field (check the spelling against the contract)",
+}
+
+
+def _validation_problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        message = _MESSAGES.get(item["type"], item["msg"])
+        # pydantic prefixes custom messages raised in validators with "Value error, ".
+        message = message.removeprefix("Value error, ")
+        problems.append(f"{field_path(item['loc'])}: {message}")
+    return problems
+
+
+def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
+    """Validate the YAML text of a config file; raises ConfigError with every problem."""
+    env = os.environ if env is None else env
+    try:
+        document = yaml.safe_load(raw_text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"(file): not valid YAML{where}"]) from None
+    if not isinstance(document, dict):
+        raise ConfigError(
+            ["(file): the config must be a YAML mapping with server, session and tenants"]
+        )
+    problems: list[str] = []
+    document = _interpolate(document, [], env, problems)
+    document = _read_secret_files(document, [], problems)
+    config: Config | None = None
+    try:
+        config = Config.model_validate(document)
+    except ValidationError as exc:
+        # A secret file that could not be read is reported once, not again as "missing".
+        reported = {p.split(": ", 1)[0].removesuffix("_file") for p in problems}
+        problems.extend(p for p in _validation_problems(exc) if p.split(": ", 1)[0] not in reported)
+    if config is not None:
+        problems.extend(f"{path}: {message}" for path, message in cross_field_problems(config))
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ConfigError([f"(file): cannot read {path}: {reason}"]) from None
+    return parse_config(text, env)

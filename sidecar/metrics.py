@@ -1,0 +1,87 @@
+"""Prometheus metrics, served on the admin port's /metrics only."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "ticketlog_sso_requests",
+    "Requests answered on the public port",
+    ["tenant", "method", "status_class"],
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(
+    "ticketlog_sso_in_flight_requests", "Requests being handled now", registry=REGISTRY
+)
+UPSTREAM_LATENCY = Histogram(
+    "ticketlog_sso_upstream_response_seconds",
+    "Time until the desk's response headers arrived",
+    ["tenant"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    "ticketlog_sso_upstream_errors",
+    "Desk requests that failed (refused, reset, timed out)",
+    ["tenant", "kind"],
+    registry=REGISTRY,
+)
+STORE_ERRORS = Counter(
+    "ticketlog_sso_store_errors", "Session-store operations that failed", registry=REGISTRY
+)
+CONFIG_RELOADS = Counter(
+    "ticketlog_sso_config_reloads", "Config reload attempts", ["result"], registry=REGISTRY
+)
+CONFIG_VALID = Gauge(
+    "ticketlog_sso_config_last_reload_valid",
+    "1 when the last config file read was valid, 0 when it was refused",
+    registry=REGISTRY,
+)
+SIGN_INS = Counter(
+    "ticketlog_sso_sign_ins", "Sign-in callbacks by result", ["tenant", "result"], registry=REGISTRY
+)
+IDP_ERRORS = Counter(
+    "ticketlog_sso_idp_errors",
+    "Errors reported by Entra, by OAuth error and AADSTS code",
+    ["tenant", "error", "aadsts"],
+    registry=REGISTRY,
+)
+IDP_FETCHES = Counter(
+    "ticketlog_sso_idp_fetches",
+    "Discovery and JWKS fetches from Entra",
+    ["tenant", "document", "result"],
+    registry=REGISTRY,
+)
+CLIENT_SECRET_IN_USE = Gauge(
+    "ticketlog_sso_client_secret_index",
+    "Which client_secret list entry last worked (0 = newest)",
+    ["tenant"],
+    registry=REGISTRY,
+)
+LOGOUTS = Counter("ticketlog_sso_logouts", "Sessions ended", ["tenant", "kind"], registry=REGISTRY)
+CODES_SENT = Counter(
+    "ticketlog_sso_verification_codes_sent",
+    "Verification codes mailed",
+    ["tenant"],
+    registry=REGISTRY,
+)
+CODES_SEND_FAILED = Counter(
+    "ticketlog_sso_verification_code_send_failures",
+    "Verification mails that could not be sent or were refused by a limit",
+    ["tenant", "reason"],
+    registry=REGISTRY,
+)
+VERIFICATIONS = Counter(
+    "ticketlog_sso_verifications", "Code checks by result", ["tenant", "result"], registry=REGISTRY
+)
+LOCKOUTS = Counter(
+    "ticketlog_sso_verification_lockouts",
+    "Codes voided by wrong tries",
+    ["tenant"],
+    registry=REGISTRY,
+)
+ACCOUNTS_CREATED = Counter(
+    "ticketlog_sso_accounts_created", "First-login accounts created", ["tenant"], registry=REGISTRY
+)

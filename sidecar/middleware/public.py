@@ -1,0 +1,20 @@
+"""Step 5: public paths pass without sign-in (and never carry identity headers)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from sidecar.paths import matches_prefix
+from sidecar.scope import SCOPE
+
+
+def public_paths_middleware() -> Middleware:
+    @web.middleware
+    async def public_paths(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ctx = request[SCOPE]
+        assert ctx.tenant is not None
+        ctx.is_public_path = matches_prefix(ctx.target, ctx.tenant.config.public_paths)
+        return await handler(request)
+
+    return public_paths

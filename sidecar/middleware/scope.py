@@ -1,0 +1,135 @@
+"""Step 1: request id, client address and public scheme; the access log; last-resort errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+import uuid
+from collections.abc import Sequence
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from yarl import URL
+
+from sidecar import logs, metrics
+from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID
+from sidecar.responses import error_response
+from sidecar.scope import SCOPE, RequestScope
+from sidecar.sessions.store import StoreUnavailable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    if not trusted:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+def _client_ip(peer: str, forwarded_for: list[str], trusted: Sequence[Network]) -> str:
+    """The first address, from the right, that is not a trusted proxy (the real client)."""
+    hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return hops[0] if hops else peer
+
+
+def origin_form(raw_target: str) -> str:
+    """The path and query of a request target, also for absolute-form (RFC 9112 §3.2.2)."""
+    if raw_target.startswith("/"):
+        return raw_target
+    url = URL(raw_target, encoded=True)
+    return url.raw_path_qs if url.is_absolute() else "/"
+
+
+def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
+    @web.middleware
+    async def scope(request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.remote or ""
+        trusted = _is_trusted(peer, trusted_proxies)
+        # SECURITY: forwarding headers are believed only from a configured proxy; anyone
+        # else could claim any client address or https (spoofed X-Forwarded-*).
+        if trusted:
+            client_ip = _client_ip(peer, request.headers.getall(FORWARDED_FOR, []), trusted_proxies)
+            proto = request.headers.get(FORWARDED_PROTO, "").split(",")[-1].strip().lower()
+            scheme = proto if proto in ("http", "https") else request.scheme
+            given_id = request.headers.get(REQUEST_ID, "")
+            request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex
+        else:
+            client_ip, scheme, request_id = peer, request.scheme, uuid.uuid4().hex
+        ctx = RequestScope(
+            request_id=request_id,
+            client_ip=client_ip,
+            peer_trusted=trusted,
+            scheme=scheme,
+            started=time.monotonic(),
+            target=origin_form(request.raw_path),
+        )
+        request[SCOPE] = ctx
+        metrics.IN_FLIGHT.inc()
+        status = 500
+        response: web.StreamResponse | None = None
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except StoreUnavailable:
+            metrics.STORE_ERRORS.inc()
+            logs.error("store_unavailable", request_id=request_id)
+            status = 503
+            response = error_response(
+                request,
+                status=503,
+                error="store_unavailable",
+                title="Sign-in is unavailable",
+                message="We cannot check your sign-in right now. Please try again in a minute.",
+                request_id=request_id,
+            )
+            return response
+        except Exception:
+            logs.logger.exception("internal_error", extra={"fields": {"request_id": request_id}})
+            status = 500
+            response = error_response(
+                request,
+                status=500,
+                error="internal_error",
+                title="Something went wrong",
+                message="The sign-in service hit an unexpected error. Please try again.",
+                request_id=request_id,
+            )
+            return response
+        finally:
+            metrics.IN_FLIGHT.dec()
+            tenant = ctx.tenant.host if ctx.tenant else "-"
+            metrics.REQUESTS.labels(tenant, request.method, f"{status // 100}xx").inc()
+            duration = time.monotonic() - ctx.started
+            logs.event(
+                "request",
+                request_id=request_id,
+                tenant=tenant,
+                method=request.method,
+                path=ctx.target.split("?", 1)[0][:512],
+                status=status,
+                bytes=getattr(response, "body_length", 0) if response is not None else 0,
+                duration_ms=round(duration * 1000, 2),
+                upstream_ms=round(ctx.upstream_seconds * 1000, 2)
+                if ctx.upstream_seconds is not None
+                else None,
+                client_ip=client_ip,
+                **ctx.log_fields,
+            )
+
+    return scope

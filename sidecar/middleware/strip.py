@@ -1,0 +1,29 @@
+"""Step 3: the headers the desk may receive from the client, and nothing it must not."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from sidecar.cookies import without_our_cookies
+from sidecar.headers import CLIENT_MAY_NOT_SEND, REQUEST_ID, canonical, end_to_end
+from sidecar.scope import SCOPE
+
+
+def strip_middleware() -> Middleware:
+    @web.middleware
+    async def strip(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ctx = request[SCOPE]
+        headers = end_to_end(request.headers, also_drop=("host", REQUEST_ID))
+        # SECURITY: client-sent identity headers die here, in every spelling and every
+        # duplicate, on every path and tenant (see sidecar.headers.CLIENT_MAY_NOT_SEND).
+        for name in {k for k in headers if canonical(k) in CLIENT_MAY_NOT_SEND}:
+            headers.popall(name)
+        if "Cookie" in headers:
+            cookies = without_our_cookies("; ".join(headers.popall("Cookie")))
+            if cookies:
+                headers["Cookie"] = cookies
+        ctx.upstream_headers = headers
+        return await handler(request)
+
+    return strip

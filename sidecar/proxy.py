@@ -1,0 +1,211 @@
+"""Step 9: the streaming HTTP and WebSocket proxy to the desk.
+
+Bodies stream both ways chunk by chunk (never buffered whole), compressed
+bodies pass untouched, redirects from the desk pass unchanged, and a desk that
+is down or slow gets a 502/504 page instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from sidecar import logs, metrics
+from sidecar.headers import FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, REQUEST_ID, end_to_end
+from sidecar.responses import error_response
+from sidecar.scope import SCOPE, RequestScope
+
+_WS_HANDSHAKE = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+    }
+)
+
+
+def make_upstream_session(*, connect_timeout: float, read_timeout: float) -> aiohttp.ClientSession:
+    """One pooled keep-alive client for every desk; created once per process."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        ),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        # Send the client's own headers only: no aiohttp defaults for these.
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+    )
+
+
+UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
+
+
+def _forwarding_headers(ctx: RequestScope, request: web.Request) -> CIMultiDict[str]:
+    """X-Forwarded-*: replaced for untrusted peers, appended to from a trusted proxy (contract)."""
+    headers = ctx.upstream_headers
+    peer = request.remote or ""
+    if ctx.peer_trusted:
+        chain = ", ".join([*request.headers.getall(FORWARDED_FOR, []), peer]).lstrip(", ")
+        headers[FORWARDED_FOR] = chain
+        headers[FORWARDED_PROTO] = request.headers.get(FORWARDED_PROTO, ctx.scheme)
+        headers[FORWARDED_HOST] = request.headers.get(FORWARDED_HOST, ctx.forwarded_host)
+    else:
+        headers[FORWARDED_FOR] = peer
+        headers[FORWARDED_PROTO] = ctx.scheme
+        headers[FORWARDED_HOST] = ctx.forwarded_host
+    headers[REQUEST_ID] = ctx.request_id
+    # The desk sees the Host the user asked for (virtual hosting on the desk side).
+    headers["Host"] = ctx.forwarded_host
+    return headers
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in (
+        request.headers.get("Connection", "").lower()
+    )
+
+
+def _failure(request: web.Request, ctx: RequestScope, exc: BaseException) -> web.Response:
+    tenant = ctx.tenant.host if ctx.tenant else "-"
+    timed_out = isinstance(exc, asyncio.TimeoutError | TimeoutError)
+    kind = "timeout" if timed_out else type(exc).__name__
+    metrics.UPSTREAM_ERRORS.labels(tenant, kind).inc()
+    logs.error("upstream_failed", request_id=ctx.request_id, tenant=tenant, kind=kind)
+    if timed_out:
+        return error_response(
+            request,
+            status=504,
+            error="upstream_timeout",
+            title="The service desk is taking too long",
+            message="The service desk did not answer in time. Please try again shortly.",
+            request_id=ctx.request_id,
+        )
+    return error_response(
+        request,
+        status=502,
+        error="upstream_unavailable",
+        title="The service desk is unavailable",
+        message="We could not reach the service desk. Please try again shortly.",
+        request_id=ctx.request_id,
+    )
+
+
+async def proxy_handler(request: web.Request) -> web.StreamResponse:
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    session = request.app[UPSTREAM_SESSION]
+    headers = _forwarding_headers(ctx, request)
+    url = ctx.tenant.upstream.join(URL(ctx.target, encoded=True))
+    if _is_websocket(request):
+        return await _proxy_websocket(request, ctx, session, url, headers)
+    started = time.monotonic()
+    try:
+        upstream = await session.request(
+            request.method,
+            url,
+            headers=headers,
+            data=request.content if request.body_exists else None,
+            allow_redirects=False,
+        )
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return _failure(request, ctx, exc)
+    ctx.upstream_seconds = time.monotonic() - started
+    metrics.UPSTREAM_LATENCY.labels(ctx.tenant.host).observe(ctx.upstream_seconds)
+    try:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response.headers.extend(end_to_end(upstream.headers))
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # Headers are gone already: the only honest signal left is a cut connection.
+            logs.error(
+                "stream_interrupted",
+                request_id=ctx.request_id,
+                tenant=ctx.tenant.host,
+                kind=type(exc).__name__,
+            )
+            metrics.UPSTREAM_ERRORS.labels(ctx.tenant.host, "stream_interrupted").inc()
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+    finally:
+        upstream.release()
+
+
+async def _proxy_websocket(
+    request: web.Request,
+    ctx: RequestScope,
+    session: aiohttp.ClientSession,
+    url: URL,
+    headers: CIMultiDict[str],
+) -> web.StreamResponse:
+    assert ctx.tenant is not None
+    protocols = [
+        p.strip()
+        for value in request.headers.getall("Sec-WebSocket-Protocol", [])
+        for p in value.split(",")
+        if p.strip()
+    ]
+    for name in [k for k in headers if k.lower() in _WS_HANDSHAKE]:
+        headers.popall(name, None)
+    try:
+        upstream = await session.ws_connect(
+            url.with_scheme("wss" if url.scheme == "https" else "ws"),
+            headers=headers,
+            protocols=protocols,
+            autoping=False,
+            max_msg_size=0,
+        )
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return _failure(request, ctx, exc)
+    client = web.WebSocketResponse(
+        protocols=[upstream.protocol] if upstream.protocol else (),
+        autoping=False,
+        max_msg_size=0,
+    )
+    await client.prepare(request)
+
+    async def pump(
+        source: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+        sink: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+    ) -> None:
+        async for message in source:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            elif message.type == aiohttp.WSMsgType.PING:
+                await sink.ping(message.data)
+            elif message.type == aiohttp.WSMsgType.PONG:
+                await sink.pong(message.data)
+        # The far side closed: pass its close code on (1000 when it sent none).
+        if not sink.closed:
+            await sink.close(code=source.close_code or 1000)
+
+    tasks = [
+        asyncio.ensure_future(pump(client, upstream)),
+        asyncio.ensure_future(pump(upstream, client)),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=5)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()
+        if not client.closed:
+            await client.close()
+    return client

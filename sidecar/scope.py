@@ -1,0 +1,41 @@
+"""The one request-scope object the pipeline steps pass data through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from sidecar.tenants import Tenant
+
+
+@dataclass(slots=True)
+class RequestScope:
+    request_id: str
+    client_ip: str
+    peer_trusted: bool
+    scheme: str  # the public scheme: X-Forwarded-Proto from a trusted proxy, else the listener's
+    started: float
+    target: str = "/"  # origin-form path and query, also for an absolute-form request target
+    tenant: Tenant | None = None
+    public_host: str = ""  # the tenant's host, with the port of the Host header when it has one
+    forwarded_host: str = ""  # the Host the client asked for, as sent on X-Forwarded-Host
+    # Headers for the desk: the client's, minus hop-by-hop, identity and forwarding headers.
+    upstream_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    is_public_path: bool = False
+    identity: Any = None  # the signed-in identity (sidecar.auth), once known
+    upstream_seconds: float | None = None
+    log_fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def public_origin(self) -> str:
+        return f"{self.scheme}://{self.public_host}"
+
+
+SCOPE = web.RequestKey("scope", RequestScope)
+
+
+def scope_of(request: web.Request) -> RequestScope:
+    return request[SCOPE]

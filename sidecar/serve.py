@@ -1,0 +1,97 @@
+"""`serve`: run the public and admin listeners until SIGTERM/SIGINT, then drain."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sidecar import logs
+from sidecar.admin import build_admin_app
+from sidecar.app import build_public_app
+from sidecar.runtime import Runtime
+
+
+def split_listen(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class Listeners:
+    public: web.AppRunner
+    admin: web.AppRunner
+    public_port: int
+    admin_port: int
+
+    async def close(self) -> None:
+        # Admin last, so /readyz keeps saying "draining" while requests finish.
+        await self.public.cleanup()
+        await self.admin.cleanup()
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    raise RuntimeError("listener has no socket")
+
+
+async def start_listeners(
+    runtime: Runtime,
+    *,
+    public: tuple[str, int] | None = None,
+    admin: tuple[str, int] | None = None,
+) -> Listeners:
+    """Start both listeners; addresses default to the config (tests pass port 0)."""
+    server = runtime.config.server
+    public_addr = public or split_listen(server.listen)
+    admin_addr = admin or split_listen(server.admin_listen)
+    public_runner = web.AppRunner(
+        build_public_app(runtime),
+        access_log=None,
+        shutdown_timeout=server.shutdown_grace,
+        handle_signals=False,
+    )
+    admin_runner = web.AppRunner(
+        build_admin_app(runtime), access_log=None, shutdown_timeout=1.0, handle_signals=False
+    )
+    await public_runner.setup()
+    await admin_runner.setup()
+    await web.TCPSite(public_runner, *public_addr, reuse_address=True).start()
+    await web.TCPSite(admin_runner, *admin_addr, reuse_address=True).start()
+    return Listeners(
+        public=public_runner,
+        admin=admin_runner,
+        public_port=bound_port(public_runner),
+        admin_port=bound_port(admin_runner),
+    )
+
+
+async def serve_until_signalled(
+    runtime: Runtime, on_started: Callable[[Listeners], Awaitable[None]] | None = None
+) -> None:
+    listeners = await start_listeners(runtime)
+    logs.event(
+        "started",
+        listen=runtime.config.server.listen,
+        admin_listen=runtime.config.server.admin_listen,
+        tenants=len(runtime.tenants.table),
+    )
+    if on_started is not None:
+        await on_started(listeners)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Readiness turns false first; then the listener stops accepting and in-flight
+    # requests (WebSockets included) get up to shutdown_grace to finish.
+    runtime.draining = True
+    logs.event("draining", grace_seconds=runtime.config.server.shutdown_grace)
+    await listeners.close()
+    logs.event("stopped")

@@ -1,0 +1,85 @@
+"""Host header -> tenant, by the contract's rule ("Which tenant, and which paths")."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from yarl import URL
+
+from sidecar.config.model import TenantConfig, normalize_host
+
+# A reg-name or bracketed IPv6 literal, then an optional port (RFC 9110 §7.2, RFC 3986 §3.2.2).
+_HOST_HEADER = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::(\d{1,5}))?$")
+
+
+class BadHost(ValueError):
+    """The Host header is missing, empty, repeated or malformed: 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHost:
+    name: str  # normalised: lower case, no port, no trailing dot
+    port: str | None
+
+
+def parse_host(values: list[str]) -> RequestHost:
+    """Parse the Host header values of one request.
+
+    SECURITY: exactly one Host is accepted (RFC 9112 §3.2: a repeated Host is a
+    400), so a second Host header cannot pick another tenant than the one a
+    front proxy routed on.
+    """
+    if len(values) != 1:
+        raise BadHost("missing Host header" if not values else "repeated Host header")
+    value = values[0].strip()
+    match = _HOST_HEADER.match(value)
+    if not value or not match:
+        raise BadHost("malformed Host header")
+    name = normalize_host(match.group(1))
+    if not name:
+        raise BadHost("empty Host header")
+    return RequestHost(name=name, port=match.group(2))
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """One desk: its configuration plus what is derived from it once, not per request."""
+
+    config: TenantConfig
+    upstream: URL
+    # Filled by the sign-in layer for tenants with an sso block (the OIDC provider).
+    sso: Any = field(default=None, compare=False)
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def has_sso(self) -> bool:
+        return self.config.sso is not None
+
+
+class TenantTable:
+    """The tenants by host; replaced whole on a config reload, never edited in place."""
+
+    def __init__(self, tenants: Iterable[Tenant]) -> None:
+        self._by_host = {t.host: t for t in tenants}
+
+    def lookup(self, host: RequestHost) -> Tenant | None:
+        return self._by_host.get(host.name)
+
+    def __iter__(self) -> Any:
+        return iter(self._by_host.values())
+
+    def __len__(self) -> int:
+        return len(self._by_host)
+
+
+class TenantTableRef:
+    """The current table; a config reload swaps ``table`` whole, so a request sees one table."""
+
+    def __init__(self, table: TenantTable) -> None:
+        self.table = table

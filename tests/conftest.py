@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: real Redis on loopback, real stores."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from sidecar.dev.desk import make_desk_app
+from sidecar.sessions.memory import MemoryStore
+from sidecar.sessions.redis_store import RedisStore
+from sidecar.sessions.store import Store
+from tests.helpers import serve_app
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """A real Redis database, flushed before and after the test."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    await client.flushdb()
+    yield REDIS_URL
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def any_store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Store]:
+    """Every store implementation: the contract tests run once per store."""
+    store: Store = MemoryStore() if request.param == "memory" else RedisStore.from_url(redis_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+async def desk_url() -> AsyncIterator[str]:
+    """The sample desk app, on a real loopback port."""
+    async with serve_app(make_desk_app()) as url:
+        yield url

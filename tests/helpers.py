@@ -1,0 +1,86 @@
+"""Test helpers: real servers on loopback, configs built like an operator writes them."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from sidecar.config.loading import parse_config
+from sidecar.config.model import Config
+from sidecar.runtime import Runtime, open_runtime
+from sidecar.serve import Listeners, start_listeners
+from sidecar.sessions.store import Store
+
+SESSION_KEY = "k" * 8 + secrets.token_urlsafe(32)
+
+
+def base_config(desk_url: str, **tenant_extra: Any) -> dict[str, Any]:
+    tenant: dict[str, Any] = {"host": "desk.example.test", "upstream": desk_url}
+    tenant.update(tenant_extra)
+    return {
+        "server": {"listen": "127.0.0.1:0", "admin_listen": "localhost:0"},
+        "session": {"store": "memory", "secret_keys": [SESSION_KEY]},
+        "tenants": [tenant],
+    }
+
+
+def config_from(document: dict[str, Any]) -> Config:
+    return parse_config(yaml.safe_dump(copy.deepcopy(document)), env={})
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Run an aiohttp app on 127.0.0.1 port 0; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class RunningSidecar:
+    runtime: Runtime
+    listeners: Listeners
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listeners.public_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.listeners.admin_port}"
+
+
+@asynccontextmanager
+async def run_sidecar(config: Config, store: Store | None = None) -> AsyncIterator[RunningSidecar]:
+    async with open_runtime(config, store=store) as runtime:
+        listeners = await start_listeners(runtime, public=("127.0.0.1", 0), admin=("127.0.0.1", 0))
+        try:
+            yield RunningSidecar(runtime, listeners)
+        finally:
+            await listeners.close()
+
+
+async def raw_http(port: int, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send bytes exactly as written (duplicate Host, absolute-form targets...)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(65536), timeout)
+    finally:
+        writer.close()
+        await writer.wait_closed()

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
+from sidecar.sessions.redis_store import RedisStore
 from tests.helpers import RunningSidecar, base_config, config_from, raw_http, run_sidecar
 
 HOST = "desk.example.test"
@@ -294,10 +295,12 @@ async def test_dead_desk_gives_502_page_and_json(http: aiohttp.ClientSession) ->
 async def test_slow_desk_gives_504(desk_url: str, http: aiohttp.ClientSession) -> None:
     document = base_config(desk_url)
     document["server"]["upstream_read_timeout"] = "0.3s"
-    async with run_sidecar(config_from(document)) as sidecar:
-        async with http.get(sidecar.url + "/slow?delay=2", headers={"Host": HOST}) as r:
-            assert r.status == 504
-            assert (await r.json())["error"] == "upstream_timeout"
+    async with (
+        run_sidecar(config_from(document)) as sidecar,
+        http.get(sidecar.url + "/slow?delay=2", headers={"Host": HOST}) as r,
+    ):
+        assert r.status == 504
+        assert (await r.json())["error"] == "upstream_timeout"
 
 
 async def test_sso_prefix_is_never_forwarded_on_sso_less_tenant(
@@ -328,14 +331,14 @@ async def test_admin_routes_only_on_admin_port(
 
 
 async def test_readyz_follows_the_store(desk_url: str, http: aiohttp.ClientSession) -> None:
-    from sidecar.sessions.redis_store import RedisStore
-
     store = RedisStore.from_url("redis://127.0.0.1:1/0")
     try:
-        async with run_sidecar(config_from(base_config(desk_url)), store=store) as sidecar:
-            async with http.get(sidecar.admin_url + "/readyz") as r:
-                assert r.status == 503
-                assert (await r.json())["store"] == "unavailable"
+        async with (
+            run_sidecar(config_from(base_config(desk_url)), store=store) as sidecar,
+            http.get(sidecar.admin_url + "/readyz") as r,
+        ):
+            assert r.status == 503
+            assert (await r.json())["store"] == "unavailable"
     finally:
         await store.close()
 

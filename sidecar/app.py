@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.middleware.own_routes import own_routes_middleware
+from sidecar.auth import info, login, logout, signup_routes
+from sidecar.auth.context import SSO
+from sidecar.middleware.inject import inject_middleware
+from sidecar.middleware.own_routes import Routes, own_routes_middleware
 from sidecar.middleware.public import public_paths_middleware
 from sidecar.middleware.scope import scope_middleware
+from sidecar.middleware.session import session_middleware
 from sidecar.middleware.strip import strip_middleware
 from sidecar.middleware.tenant import tenant_middleware
 from sidecar.proxy import UPSTREAM_SESSION, proxy_handler
@@ -16,6 +20,19 @@ from sidecar.runtime import Runtime
 OWN_ROUTE_MAX_BODY = 64 * 1024
 
 
+SSO_ROUTES: Routes = {
+    "/.sso/login": {"GET": login.login},
+    "/.sso/callback": {"GET": login.callback, "POST": login.callback},
+    "/.sso/signup": {"GET": signup_routes.signup_page, "POST": signup_routes.send_code},
+    "/.sso/verify": {"POST": signup_routes.verify},
+    "/.sso/logout": {"GET": logout.logout, "POST": logout.logout},
+    "/.sso/signed-out": {"GET": logout.signed_out},
+    "/.sso/frontchannel-logout": {"GET": logout.frontchannel_logout},
+    "/.sso/userinfo": {"GET": info.userinfo},
+    "/.sso/jwks.json": {"GET": info.jwks},
+}
+
+
 def build_public_app(runtime: Runtime) -> web.Application:
     config = runtime.config
     app = web.Application(
@@ -23,11 +40,14 @@ def build_public_app(runtime: Runtime) -> web.Application:
             scope_middleware(trusted_proxies=config.server.trusted_proxies),  # 1
             tenant_middleware(tenants=runtime.tenants),  # 2
             strip_middleware(),  # 3
-            own_routes_middleware(routes={}),  # 4
+            own_routes_middleware(routes=SSO_ROUTES),  # 4
             public_paths_middleware(),  # 5
+            session_middleware(),  # 6, 7
+            inject_middleware(signer=runtime.sso.signer),  # 8
         ],
         client_max_size=OWN_ROUTE_MAX_BODY,
     )
     app[UPSTREAM_SESSION] = runtime.upstream
+    app[SSO] = runtime.sso
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
     return app

@@ -122,6 +122,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     try:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         response.headers.extend(end_to_end(upstream.headers))
+        response.headers.extend(ctx.response_headers)
         await response.prepare(request)
         try:
             async for chunk in upstream.content.iter_any():

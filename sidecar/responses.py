@@ -78,3 +78,8 @@ def error_response(
     if extra:
         payload.update(extra)
     return json_response(payload, status=status)
+
+
+def redirect(location: str, status: int = 302) -> web.Response:
+    """A redirect our routes answer with (never cached: it may carry a fresh cookie)."""
+    return web.Response(status=status, headers={"Location": location, "Cache-Control": "no-store"})

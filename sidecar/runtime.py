@@ -13,11 +13,24 @@ from dataclasses import dataclass, field
 import aiohttp
 from yarl import URL
 
+from sidecar.auth.context import SsoServices
+from sidecar.auth.identity import AssertionSigner
 from sidecar.config.model import Config
+from sidecar.keys import DerivedKeys
+from sidecar.oidc.provider import EntraProvider
 from sidecar.proxy import make_upstream_session
 from sidecar.sessions.memory import MemoryStore
 from sidecar.sessions.redis_store import RedisStore
+from sidecar.sessions.sessions import SessionManager
 from sidecar.sessions.store import Store
+from sidecar.signup import (
+    AccountStore,
+    CodePolicy,
+    ConsoleMailer,
+    Mailer,
+    SmtpMailer,
+    VerificationCodes,
+)
 from sidecar.tenants import Tenant, TenantTable, TenantTableRef
 
 
@@ -37,8 +50,74 @@ def open_store(config: Config) -> Store:
     return RedisStore.from_url(session.redis_url.get_secret_value())
 
 
-def build_tenants(config: Config) -> TenantTable:
-    return TenantTable(Tenant(config=t, upstream=URL(t.upstream)) for t in config.tenants)
+def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTable:
+    """Tenants with their Entra providers (each caches its own discovery and keys)."""
+    tenants = []
+    for t in config.tenants:
+        provider = None
+        if t.sso is not None:
+            provider = EntraProvider(
+                authority=t.sso.authority,
+                tenant=t.sso.tenant,
+                client_id=t.sso.client_id,
+                client_secrets=[s.get_secret_value() for s in t.sso.client_secret],
+                http=idp_http,
+            )
+        tenants.append(Tenant(config=t, upstream=URL(t.upstream), sso=provider))
+    return TenantTable(tenants)
+
+
+def open_mailer(config: Config) -> tuple[Mailer, str]:
+    """The mailer and the From address; console only when configured (development)."""
+    email = config.email
+    if email is None or email.backend == "console":
+        return ConsoleMailer(), "TicketLog <no-reply@ticketlog.invalid>"
+    assert email.smtp is not None
+    smtp = email.smtp
+    mailer = SmtpMailer(
+        smtp.host,
+        smtp.port,
+        smtp.tls,
+        smtp.username,
+        smtp.password.get_secret_value() if smtp.password else None,
+        smtp.timeout,
+    )
+    return mailer, smtp.from_address
+
+
+def build_sso_services(
+    config: Config, store: Store, idp_http: aiohttp.ClientSession, mailer: Mailer | None = None
+) -> SsoServices:
+    keys = DerivedKeys([k.get_secret_value() for k in config.session.secret_keys])
+    signup = config.signup
+    default_mailer, mail_from = open_mailer(config)
+    return SsoServices(
+        store=store,
+        keys=keys,
+        sessions=SessionManager(
+            store,
+            keys,
+            lifetime=config.session.lifetime,
+            idle_timeout=config.session.idle_timeout,
+        ),
+        accounts=AccountStore(store),
+        codes=VerificationCodes(
+            store,
+            CodePolicy(
+                ttl=signup.code_ttl,
+                max_attempts=signup.max_attempts,
+                resend_cooldown=signup.resend_cooldown,
+                max_sends_per_hour=signup.max_sends_per_hour,
+                max_sends_per_hour_per_ip=signup.max_sends_per_hour_per_ip,
+            ),
+            keys.code_hash_key,
+        ),
+        signup=signup,
+        mailer=mailer or default_mailer,
+        mail_from=mail_from,
+        signer=AssertionSigner(keys),
+        idp_http=idp_http,
+    )
 
 
 @dataclass
@@ -47,14 +126,27 @@ class Runtime:
     tenants: TenantTableRef
     store: Store
     upstream: aiohttp.ClientSession
+    sso: SsoServices
     draining: bool = False
     config_path: str | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
 
+def make_idp_session() -> aiohttp.ClientSession:
+    """The HTTP client for Entra: separate from the desk pool, no cookies, short timeouts."""
+    return aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=15, sock_connect=5),
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
-    config: Config, *, store: Store | None = None, config_path: str | None = None
+    config: Config,
+    *,
+    store: Store | None = None,
+    config_path: str | None = None,
+    mailer: Mailer | None = None,
 ) -> AsyncIterator[Runtime]:
     owned_store = store is None
     the_store = open_store(config) if store is None else store
@@ -62,16 +154,27 @@ async def open_runtime(
         connect_timeout=config.server.upstream_connect_timeout,
         read_timeout=config.server.upstream_read_timeout,
     )
+    idp_http = make_idp_session()
+    tenants = TenantTableRef(build_tenants(config, idp_http))
     runtime = Runtime(
         config=config,
-        tenants=TenantTableRef(build_tenants(config)),
+        tenants=tenants,
         store=the_store,
         upstream=upstream,
+        sso=build_sso_services(config, the_store, idp_http, mailer),
         config_path=config_path,
     )
     try:
         yield runtime
     finally:
+        await close_providers(tenants.table)
+        await idp_http.close()
         await upstream.close()
         if owned_store:
             await the_store.close()
+
+
+async def close_providers(table: TenantTable) -> None:
+    for tenant in table:
+        if isinstance(tenant.sso, EntraProvider):
+            await tenant.sso.aclose()

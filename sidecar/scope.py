@@ -26,6 +26,8 @@ class RequestScope:
     upstream_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
     is_public_path: bool = False
     identity: Any = None  # the signed-in identity (sidecar.auth), once known
+    # Headers added to the desk's response (e.g. clearing our cookie on the desk's logout).
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
     upstream_seconds: float | None = None
     log_fields: dict[str, Any] = field(default_factory=dict)
 

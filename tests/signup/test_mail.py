@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
@@ -34,6 +33,7 @@ from sidecar.signup.mail import (
     build_verification_message,
     clean_header_text,
 )
+from tests.smtp_server import Collector, start_smtp
 
 FROM = "TicketLog <no-reply@mail.ticketlog.example>"
 TO = "evelyne@contoso.com"
@@ -53,34 +53,6 @@ def message(
         code=CODE,
         code_ttl_minutes=10,
     )
-
-
-class Collector:
-    """aiosmtpd handler keeping what it receives; optionally insists on AUTH."""
-
-    def __init__(self, require_auth: bool = False) -> None:
-        self.envelopes: list[Envelope] = []
-        self.require_auth = require_auth
-
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        if self.require_auth and not session.authenticated:
-            return "530 5.7.0 Authentication required"
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-
-class EphemeralController(Controller):
-    """Controller on port 0: the kernel picks a free port, no collisions between runs."""
-
-    def _create_server(self) -> Any:
-        async def create() -> asyncio.AbstractServer:
-            server = await self.loop.create_server(
-                self._factory_invoker, host=self.hostname, port=0, ssl=self.ssl_context
-            )
-            self.port = server.sockets[0].getsockname()[1]
-            return server
-
-        return create()
 
 
 def authenticator(
@@ -137,16 +109,10 @@ def client_tls(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(tls_files[0]))
 
 
-def start(handler: Collector, **kwargs: Any) -> EphemeralController:
-    controller = EphemeralController(handler, hostname="127.0.0.1", **kwargs)
-    controller.start()
-    return controller
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Collector, int]]:
     handler = Collector()
-    controller = start(handler)
+    controller = start_smtp(handler)
     try:
         yield handler, controller.port
     finally:
@@ -314,7 +280,7 @@ async def test_smtp_timeout_raises_mail_error() -> None:
 
 async def test_smtp_auth() -> None:
     handler = Collector(require_auth=True)
-    controller = start(handler, authenticator=authenticator, auth_require_tls=False)
+    controller = start_smtp(handler, authenticator=authenticator, auth_require_tls=False)
     try:
         port = controller.port
         # No credentials: the server refuses the mail.
@@ -337,7 +303,7 @@ async def test_smtp_auth() -> None:
 
 async def test_starttls(tls_files: tuple[Path, Path]) -> None:
     handler = Collector()
-    controller = start(
+    controller = start_smtp(
         handler,
         tls_context=server_tls(tls_files),
         require_starttls=True,
@@ -373,7 +339,7 @@ async def test_starttls_required_but_not_offered(smtp: tuple[Collector, int]) ->
 
 async def test_implicit_tls(tls_files: tuple[Path, Path]) -> None:
     handler = Collector()
-    controller = start(handler, ssl_context=server_tls(tls_files))
+    controller = start_smtp(handler, ssl_context=server_tls(tls_files))
     try:
         mailer = SmtpMailer(
             "127.0.0.1",

@@ -1,0 +1,1 @@
+"""Sign-in, sessions, first-login signup and identity: the web side of SSO."""

@@ -1,0 +1,371 @@
+"""`/.sso/login` and `/.sso/callback`: the Entra authorization-code flow with PKCE.
+
+The login transaction (state, nonce, PKCE verifier, where to land) travels in
+a short-lived cookie encrypted with `session.secret_keys`, one cookie per
+attempt, so several tabs can sign in at once and the callback is accepted
+only from the browser that started it (login CSRF, RFC 6749 §10.12). The
+store remembers each used state for its lifetime, so a callback is accepted
+once (replay, OAuth 2.0 Security BCP RFC 9700 §4.2.4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from sidecar import logs, metrics
+from sidecar.auth.context import SSO
+from sidecar.auth.cookies import (
+    LOGIN_COOKIE_PREFIX,
+    SESSION_COOKIE,
+    clear_cookie,
+    read_cookie,
+    set_cookie,
+)
+from sidecar.auth.redirects import safe_redirect_target
+from sidecar.oidc.errors import (
+    InvalidDiscovery,
+    InvalidIdToken,
+    OidcError,
+    ProviderRejected,
+    ProviderUnavailable,
+    aadsts_from_description,
+)
+from sidecar.oidc.provider import EntraProvider
+from sidecar.responses import error_response, redirect
+from sidecar.scope import SCOPE, RequestScope
+from sidecar.tenants import Tenant
+
+LOGIN_TRANSACTION_TTL = 600.0  # ten minutes to finish signing in at Entra
+
+# Entra `error` values that mean "Entra refused this user" (403) rather than
+# "sign-in is broken" (502). Learn [ERR]: branch on `error`, not on AADSTS text.
+_USER_REFUSED = frozenset(
+    {"access_denied", "interaction_required", "consent_required", "login_required"}
+)
+_NOT_ASSIGNED = 50105
+_CONSENT_DECLINED = 65004
+
+
+def _provider(tenant: Tenant) -> EntraProvider:
+    provider = tenant.sso
+    assert isinstance(provider, EntraProvider)
+    return provider
+
+
+def _transaction_cookie(state: str) -> str:
+    # The cookie name comes from the state, so each tab's attempt has its own cookie.
+    return LOGIN_COOKIE_PREFIX + hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+def redirect_uri(ctx: RequestScope) -> str:
+    return f"{ctx.public_origin}/.sso/callback"
+
+
+def login_url(rd: str) -> str:
+    return "/.sso/login?rd=" + quote(rd, safe="/")
+
+
+def _failure(
+    request: web.Request,
+    ctx: RequestScope,
+    *,
+    status: int,
+    error: str,
+    title: str,
+    message: str,
+    result: str,
+) -> web.Response:
+    assert ctx.tenant is not None
+    metrics.SIGN_INS.labels(ctx.tenant.host, result).inc()
+    response = error_response(
+        request,
+        status=status,
+        error=error,
+        title=title,
+        message=message,
+        request_id=ctx.request_id,
+        action_url="/.sso/login" if status != 403 else None,
+        action_label="Try signing in again" if status != 403 else None,
+        force_html=True,
+    )
+    return response
+
+
+def _bad_callback(request: web.Request, ctx: RequestScope, result: str) -> web.Response:
+    return _failure(
+        request,
+        ctx,
+        status=400,
+        error="invalid_callback",
+        title="This sign-in link is not valid",
+        message="The sign-in could not be completed from this link. Please sign in again.",
+        result=result,
+    )
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Always starts a fresh sign-in (contract), remembering a safe `rd`."""
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    sso = request.app[SSO]
+    provider = _provider(ctx.tenant)
+    rd = safe_redirect_target(request.query.get("rd"))
+    try:
+        auth = await provider.authorization_request(redirect_uri=redirect_uri(ctx))
+    except OidcError as exc:
+        logs.error(
+            "entra_discovery_failed",
+            request_id=ctx.request_id,
+            tenant=ctx.tenant.host,
+            reason=str(exc),
+        )
+        return _failure(
+            request,
+            ctx,
+            status=502,
+            error="idp_unavailable",
+            title="Microsoft sign-in is unavailable",
+            message="We could not reach Microsoft Entra ID to sign you in. Please try again soon.",
+            result="discovery_failed",
+        )
+    transaction = {
+        "state": auth.state,
+        "nonce": auth.nonce,
+        "verifier": auth.code_verifier,
+        "rd": rd,
+        "redirect_uri": redirect_uri(ctx),
+        "host": ctx.tenant.host,
+    }
+    response = redirect(auth.url)
+    set_cookie(
+        response,
+        ctx,
+        _transaction_cookie(auth.state),
+        sso.keys.login_box.seal(json.dumps(transaction).encode()),
+        LOGIN_TRANSACTION_TTL,
+    )
+    return response
+
+
+def _single_params(request: web.Request, params: Any) -> dict[str, str] | None:
+    """The callback's parameters, or None when one is repeated (parameter pollution)."""
+    out: dict[str, str] = {}
+    for key in params:
+        values = params.getall(key)
+        if len(values) != 1:
+            return None
+        out[key] = str(values[0])
+    return out
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    sso = request.app[SSO]
+    provider = _provider(ctx.tenant)
+    host = ctx.tenant.host
+    raw = request.query if request.method == "GET" else await request.post()
+    params = _single_params(request, raw)
+    if params is None:
+        return _bad_callback(request, ctx, "repeated_parameter")
+    state = params.get("state", "")
+    if not state or len(state) > 512:
+        return _bad_callback(request, ctx, "missing_state")
+    cookie_base = _transaction_cookie(state)
+    sealed = read_cookie(request, ctx, cookie_base)
+    opened = sso.keys.login_box.open(sealed, LOGIN_TRANSACTION_TTL) if sealed else None
+    transaction = json.loads(opened) if opened else None
+    # SECURITY: the state must match the transaction this browser started (login CSRF:
+    # a callback URL opened in another browser has no such cookie) ...
+    if (
+        transaction is None
+        or transaction.get("host") != host
+        or not hmac.compare_digest(str(transaction.get("state", "")), state)
+    ):
+        return _bad_callback(request, ctx, "state_mismatch")
+    # ... and is accepted once, across replicas (replayed callback).
+    state_key = "used-state:" + hashlib.sha256(state.encode()).hexdigest()
+    if not await sso.store.create(state_key, b"1", LOGIN_TRANSACTION_TTL):
+        return _bad_callback(request, ctx, "state_replayed")
+
+    response = await _complete(request, ctx, provider, params, transaction)
+    clear_cookie(response, ctx, cookie_base)
+    return response
+
+
+async def _complete(
+    request: web.Request,
+    ctx: RequestScope,
+    provider: EntraProvider,
+    params: dict[str, str],
+    transaction: dict[str, Any],
+) -> web.StreamResponse:
+    assert ctx.tenant is not None
+    sso = request.app[SSO]
+    host = ctx.tenant.host
+    if "error" in params:
+        return _entra_refused(request, ctx, params)
+    code = params.get("code", "")
+    if not code:
+        return _bad_callback(request, ctx, "missing_code")
+    try:
+        metadata = await provider.metadata()
+        # SECURITY: RFC 9207 mix-up defence: a present `iss` must be the issuer; it is
+        # required when discovery says Entra sends it.
+        if not provider.response_iss_valid(metadata, params.get("iss")):
+            return _failure(
+                request,
+                ctx,
+                status=400,
+                error="invalid_callback",
+                title="This sign-in link is not valid",
+                message="The sign-in response did not come from your organisation's Entra ID.",
+                result="iss_mismatch",
+            )
+        result = await provider.exchange_code(
+            code=code,
+            redirect_uri=transaction["redirect_uri"],
+            code_verifier=transaction["verifier"],
+            nonce=transaction["nonce"],
+        )
+    except ProviderRejected as exc:
+        metrics.IDP_ERRORS.labels(host, exc.error, str(exc.aadsts or "")).inc()
+        logs.error(
+            "entra_token_error",
+            request_id=ctx.request_id,
+            tenant=host,
+            error=exc.error,
+            aadsts=exc.aadsts,
+            correlation_id=exc.correlation_id,
+            hint=_admin_hint(exc),
+        )
+        misconfigured = exc.error in ("invalid_client", "unauthorized_client")
+        return _failure(
+            request,
+            ctx,
+            status=502,
+            error="idp_error",
+            title="Sign-in is misconfigured" if misconfigured else "Sign-in failed",
+            message=(
+                "Your organisation's Entra ID sign-in for this desk is misconfigured. "
+                "Please tell your administrator."
+                if misconfigured
+                else "Microsoft Entra ID could not complete your sign-in. Please try again."
+            ),
+            result="token_error",
+        )
+    except (ProviderUnavailable, InvalidDiscovery) as exc:
+        logs.error("entra_unavailable", request_id=ctx.request_id, tenant=host, reason=str(exc))
+        return _failure(
+            request,
+            ctx,
+            status=502,
+            error="idp_unavailable",
+            title="Microsoft sign-in is unavailable",
+            message="We could not reach Microsoft Entra ID. Please try again shortly.",
+            result="idp_unavailable",
+        )
+    except InvalidIdToken as exc:
+        # SECURITY: a token that fails any check (OIDC Core §3.1.3.7) creates no session.
+        logs.error("id_token_rejected", request_id=ctx.request_id, tenant=host, reason=exc.reason)
+        return _failure(
+            request,
+            ctx,
+            status=502,
+            error="invalid_id_token",
+            title="Sign-in failed",
+            message="Microsoft Entra ID sent a sign-in we could not verify. Please try again.",
+            result="invalid_id_token",
+        )
+    metrics.CLIENT_SECRET_IN_USE.labels(host).set(result.secret_index)
+    claims = result.id_token_claims
+    cookie, _session = await sso.sessions.create(
+        host=host,
+        user_key=claims.user_key,
+        oid=claims.oid,
+        tid=claims.tid,
+        email_claim=claims.email,
+        email_domain_verified=claims.email_domain_verified,
+        given_name=claims.given_name,
+        family_name=claims.family_name,
+        name=claims.name,
+        entra_sid=claims.sid,
+        login_hint=claims.login_hint,
+    )
+    metrics.SIGN_INS.labels(host, "ok").inc()
+    logs.event("signed_in", request_id=ctx.request_id, tenant=host, user=claims.user_key)
+    rd = safe_redirect_target(transaction.get("rd"))
+    account = await sso.accounts.get(host, claims.user_key)
+    target = rd if account is not None else "/.sso/signup?rd=" + quote(rd, safe="/")
+    response = redirect(target, 303)
+    set_cookie(response, ctx, SESSION_COOKIE, cookie, sso.sessions.lifetime)
+    return response
+
+
+def _entra_refused(request: web.Request, ctx: RequestScope, params: dict[str, str]) -> web.Response:
+    assert ctx.tenant is not None
+    error = params.get("error", "")[:64]
+    description = params.get("error_description", "")
+    aadsts = aadsts_from_description(description)
+    correlation = _correlation_id(description)
+    metrics.IDP_ERRORS.labels(ctx.tenant.host, error, str(aadsts or "")).inc()
+    logs.warning(
+        "entra_refused_sign_in",
+        request_id=ctx.request_id,
+        tenant=ctx.tenant.host,
+        error=error,
+        aadsts=aadsts,
+        correlation_id=correlation,
+    )
+    reference = f" (Entra correlation id {correlation})" if correlation else ""
+    if aadsts == _NOT_ASSIGNED:
+        title = "You are not assigned to this app"
+        message = (
+            "Your organisation has not given your account access to this service desk. "
+            "Please ask your administrator to assign you to the TicketLog app "
+            "in Microsoft Entra ID."
+        )
+    elif aadsts == _CONSENT_DECLINED:
+        title = "Permission was declined"
+        message = (
+            "Sign-in needs your permission to share your name and email with this service desk. "
+            "Sign in again and accept, or ask your administrator to grant consent for everyone."
+        )
+    else:
+        title = "Sign-in did not complete"
+        message = "Microsoft Entra ID did not complete your sign-in" + reference + "."
+    status = 403 if error in _USER_REFUSED else 502
+    return _failure(
+        request,
+        ctx,
+        status=status,
+        error="access_denied" if status == 403 else "idp_error",
+        title=title,
+        message=message,
+        result="entra_refused" if status == 403 else "entra_error",
+    )
+
+
+def _correlation_id(description: str) -> str | None:
+    marker = "Correlation ID:"
+    if marker not in description:
+        return None
+    value = description.split(marker, 1)[1].strip().split()[0] if description else ""
+    return value if value and all(c in "0123456789abcdefABCDEF-" for c in value) else None
+
+
+def _admin_hint(exc: ProviderRejected) -> str:
+    """What an Entra admin should do, by AADSTS code (entra-reference §5, §7)."""
+    return {
+        7000215: "invalid client secret: give the secret's Value, not its Secret ID",
+        7000222: "the client secret has expired: create a new one and add it to client_secret",
+        700016: "the application (client) ID is not registered in this tenant",
+        54005: "authorization code already redeemed",
+        70008: "authorization code expired",
+    }.get(exc.aadsts or 0, "see the AADSTS code")

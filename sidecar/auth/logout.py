@@ -1,0 +1,91 @@
+"""Ending sessions: RP-initiated logout, Entra's front-channel logout, the desk's own."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sidecar import logs, metrics
+from sidecar.auth.context import SSO
+from sidecar.auth.cookies import SESSION_COOKIE, clear_cookie
+from sidecar.auth.session_lookup import current_session, forget_session
+from sidecar.oidc.errors import OidcError
+from sidecar.oidc.provider import EntraProvider
+from sidecar.pages.render import render_page
+from sidecar.responses import html_response, redirect
+from sidecar.scope import SCOPE
+
+SIGNED_OUT_PATH = "/.sso/signed-out"
+
+
+async def end_session(request: web.Request, response: web.StreamResponse, kind: str) -> bool:
+    """End the request's session in the store and clear its cookie; True if there was one."""
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    session = await current_session(request)
+    clear_cookie(response, ctx, SESSION_COOKIE)
+    if session is None:
+        return False
+    await request.app[SSO].sessions.destroy(session)
+    forget_session(request)
+    metrics.LOGOUTS.labels(ctx.tenant.host, kind).inc()
+    logs.event("signed_out", request_id=ctx.request_id, tenant=ctx.tenant.host, kind=kind)
+    return True
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session here, then send the browser to Entra's end_session (OIDC RP-Initiated
+    Logout 1.0 §2; entra-reference §6). Always lands on /.sso/signed-out."""
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    provider = ctx.tenant.sso
+    assert isinstance(provider, EntraProvider)
+    session = await current_session(request)
+    login_hint = session.login_hint if session else None
+    post_logout = f"{ctx.public_origin}{SIGNED_OUT_PATH}"
+    try:
+        metadata = await provider.metadata()
+        target = provider.end_session_url(
+            metadata, post_logout_redirect_uri=post_logout, logout_hint=login_hint
+        )
+    except OidcError:
+        # Entra unreachable: our session still ends; the user lands on our own page.
+        target = SIGNED_OUT_PATH
+    response = redirect(target, 303)
+    await end_session(request, response, "logout")
+    return response
+
+
+async def signed_out(request: web.Request) -> web.StreamResponse:
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    return html_response(render_page("signed_out.html", desk_name=ctx.tenant.config.display_name))
+
+
+async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
+    """Entra's front-channel call: end every session of that Entra `sid` on this host.
+
+    Entra sends only `?sid=` (entra-reference §6); the sid index lives in the store,
+    so the sessions end on every replica. Always 200, and framable by the tenant's
+    authority only (it runs in Entra's hidden iframe).
+    """
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    sid = request.query.get("sid", "")
+    ended = 0
+    if sid and len(sid) <= 128:
+        ended = await request.app[SSO].sessions.destroy_by_entra_sid(ctx.tenant.host, sid)
+        metrics.LOGOUTS.labels(ctx.tenant.host, "frontchannel").inc(ended)
+    logs.event(
+        "frontchannel_logout", request_id=ctx.request_id, tenant=ctx.tenant.host, ended=ended
+    )
+    sso = ctx.tenant.config.sso
+    assert sso is not None
+    response = web.Response(text="signed out", content_type="text/plain")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = f"frame-ancestors {_origin(sso.authority)}"
+    return response
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"

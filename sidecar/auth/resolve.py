@@ -1,0 +1,57 @@
+"""From a request to the identity the desk may receive: session, then verified account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sidecar.auth.context import SSO
+from sidecar.auth.identity import Identity
+from sidecar.auth.session_lookup import current_session
+from sidecar.scope import SCOPE
+from sidecar.sessions.sessions import Session
+from sidecar.signup import Account
+
+
+@dataclass(frozen=True, slots=True)
+class SignInState:
+    session: Session | None
+    account: Account | None
+
+    @property
+    def email_change_pending(self) -> bool:
+        """The ID token now claims another address than the verified one (issue: email changes)."""
+        if self.session is None or self.account is None or not self.session.email_claim:
+            return False
+        return self.session.email_claim.lower() != self.account.email.lower()
+
+    def identity(self) -> Identity | None:
+        """Names come from the latest ID token; the email only ever from the account."""
+        if self.session is None or self.account is None:
+            return None
+        s = self.session
+        return Identity(
+            user_key=s.user_key,
+            oid=s.oid,
+            tid=s.tid,
+            email=self.account.email,
+            given_name=s.given_name,
+            family_name=s.family_name,
+            name=s.name,
+        )
+
+
+async def sign_in_state(request: web.Request) -> SignInState:
+    session = await current_session(request)
+    if session is None:
+        return SignInState(None, None)
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    # SECURITY: the account is found by (host, tid, oid) only, never by email (nOAuth).
+    account = await request.app[SSO].accounts.get(ctx.tenant.host, session.user_key)
+    return SignInState(session, account)
+
+
+async def resolve_identity(request: web.Request) -> Identity | None:
+    return (await sign_in_state(request)).identity()

@@ -1,0 +1,307 @@
+"""`/.sso/signup` and `/.sso/verify`: the first-login screen and its emailed code.
+
+Entra's `email` claim is mutable and, for single-tenant apps, not necessarily
+verified (entra-reference "Email verification"; the nOAuth flaw), so an
+account, and the address the desk receives, exist only after the user proved
+they read mail at that address. With an email claim the address is fixed
+(the seed: users must not alter it); without one the user types it.
+
+Every POST carries a CSRF token bound to the session (OWASP CSRF Prevention:
+synchronizer token). Each POST answers with a redirect (Post/Redirect/Get)
+or with the form again, and a double click does no harm: a second "send"
+inside the cooldown for the same address is treated as the first, and a
+second "verify" after success lands like the first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from sidecar import logs, metrics
+from sidecar.auth.context import SSO, SsoServices
+from sidecar.auth.login import login_url
+from sidecar.auth.redirects import safe_redirect_target
+from sidecar.auth.resolve import SignInState, sign_in_state
+from sidecar.pages.render import render_page
+from sidecar.responses import html_response, is_navigation, json_response, redirect
+from sidecar.scope import SCOPE, RequestScope
+from sidecar.signup import (
+    Account,
+    InvalidEmail,
+    IssuedCode,
+    MailError,
+    SendRefused,
+    build_verification_message,
+    domain_allowed,
+    normalize_typed_email,
+)
+
+
+def _signup_url(rd: str) -> str:
+    return "/.sso/signup?rd=" + quote(rd, safe="/")
+
+
+async def _render(
+    request: web.Request,
+    state: SignInState,
+    rd: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    typed_email: str | None = None,
+) -> web.Response:
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    assert state.session is not None
+    sso = request.app[SSO]
+    session = state.session
+    host = ctx.tenant.host
+    pending = await sso.codes.pending_email(host, session.user_key)
+    body = render_page(
+        "signup.html",
+        desk_name=ctx.tenant.config.display_name,
+        name=session.name,
+        given_name=session.given_name,
+        family_name=session.family_name,
+        claimed_email=session.email_claim,
+        typed_email=typed_email,
+        email_locked=bool(session.email_claim),
+        csrf_token=sso.keys.csrf_token(session.key),
+        rd=rd,
+        error=error,
+        code_sent_to=pending,
+        resend_wait=int(await sso.codes.cooldown_left(host, session.user_key) + 0.999),
+        allowed_domains=list(ctx.tenant.config.allowed_email_domains),
+        signout_url="/.sso/logout",
+        reverify=state.account is not None,
+        verified_email=state.account.email if state.account else None,
+    )
+    return html_response(body, status=status)
+
+
+def _needs_signup(state: SignInState) -> bool:
+    return state.account is None or state.email_change_pending
+
+
+async def _guard(
+    request: web.Request, state: SignInState, rd: str, *, post: bool
+) -> web.StreamResponse | None:
+    """The answer when this request may not use the signup routes, else None."""
+    ctx = request[SCOPE]
+    if state.session is None:
+        if is_navigation(request):
+            return redirect(login_url(rd))
+        return json_response({"error": "login_required", "login_url": login_url(rd)}, status=401)
+    if post:
+        form = await request.post()
+        token = str(form.get("csrf_token", ""))
+        # SECURITY: CSRF: the token is an HMAC of this session's id (synchronizer token).
+        if not token or not request.app[SSO].keys.csrf_valid(state.session.key, token):
+            logs.warning("csrf_refused", request_id=ctx.request_id, path=request.path)
+            return html_response(
+                render_page(
+                    "error.html",
+                    title="This form has expired",
+                    message="Please go back, reload the page and try again.",
+                    status=403,
+                    request_id=ctx.request_id,
+                    details=None,
+                    action_url=_signup_url(rd),
+                    action_label="Reload the page",
+                ),
+                status=403,
+            )
+    return None
+
+
+async def _rd_of(request: web.Request) -> str:
+    if request.method == "POST":
+        form = await request.post()
+        if "rd" in form:
+            return safe_redirect_target(str(form["rd"]))
+    return safe_redirect_target(request.query.get("rd"))
+
+
+async def signup_page(request: web.Request) -> web.StreamResponse:
+    rd = await _rd_of(request)
+    state = await sign_in_state(request)
+    refused = await _guard(request, state, rd, post=False)
+    if refused is not None:
+        return refused
+    if not _needs_signup(state):
+        return redirect(rd, 303)
+    return await _render(request, state, rd)
+
+
+async def send_code(request: web.Request) -> web.StreamResponse:
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    sso = request.app[SSO]
+    rd = await _rd_of(request)
+    state = await sign_in_state(request)
+    refused = await _guard(request, state, rd, post=True)
+    if refused is not None:
+        return refused
+    if not _needs_signup(state):
+        return redirect(rd, 303)
+    session = state.session
+    assert session is not None
+    host = ctx.tenant.host
+    form = await request.post()
+    if session.email_claim:
+        # The seed: the address from Entra is confirmed as it is, never altered here.
+        email = session.email_claim
+    else:
+        try:
+            email = normalize_typed_email(str(form.get("email", "")))
+        except InvalidEmail as exc:
+            return await _render(request, state, rd, status=400, error=exc.message)
+    allowed = ctx.tenant.config.allowed_email_domains
+    if not domain_allowed(email, allowed):
+        message = "Please use your work address at " + ", ".join(allowed) + "."
+        return await _render(request, state, rd, status=400, error=message, typed_email=email)
+
+    async def deliver(issued: IssuedCode) -> None:
+        message = build_verification_message(
+            from_addr=sso.mail_from,
+            to_addr=email,
+            display_name=session.name,
+            desk_name=ctx.tenant.config.display_name if ctx.tenant else host,
+            code=issued.code,
+            code_ttl_minutes=issued.ttl_minutes,
+        )
+        await sso.mailer.send(message)
+
+    try:
+        await sso.codes.send_new_code(host, session.user_key, email, ctx.client_ip, deliver)
+    except SendRefused as exc:
+        if (
+            exc.reason == "cooldown"
+            and await sso.codes.pending_email(host, session.user_key) == email
+        ):
+            return redirect(_signup_url(rd), 303)  # a double click: already sent
+        metrics.CODES_SEND_FAILED.labels(host, exc.reason).inc()
+        logs.warning(
+            "verification_code_refused",
+            request_id=ctx.request_id,
+            tenant=host,
+            user=session.user_key,
+            reason=exc.reason,
+        )
+        minutes = max(1, int(exc.retry_after // 60 + 1))
+        wait = (
+            f"{int(exc.retry_after) + 1} seconds" if exc.retry_after < 120 else f"{minutes} minutes"
+        )
+        return await _render(
+            request,
+            state,
+            rd,
+            status=429,
+            error=f"Too many codes were requested. Please try again in {wait}.",
+            typed_email=email,
+        )
+    except MailError as exc:
+        metrics.CODES_SEND_FAILED.labels(host, "smtp").inc()
+        logs.error(
+            "verification_mail_failed",
+            request_id=ctx.request_id,
+            tenant=host,
+            user=session.user_key,
+            reason=str(exc),
+        )
+        return await _render(
+            request,
+            state,
+            rd,
+            status=503,
+            error="We could not send the code just now. Please try again in a moment.",
+            typed_email=email,
+        )
+    metrics.CODES_SENT.labels(host).inc()
+    logs.event(
+        "verification_code_sent", request_id=ctx.request_id, tenant=host, user=session.user_key
+    )
+    return redirect(_signup_url(rd), 303)
+
+
+async def verify(request: web.Request) -> web.StreamResponse:
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    sso = request.app[SSO]
+    rd = await _rd_of(request)
+    state = await sign_in_state(request)
+    refused = await _guard(request, state, rd, post=True)
+    if refused is not None:
+        return refused
+    session = state.session
+    assert session is not None
+    host = ctx.tenant.host
+    form = await request.post()
+    result = await sso.codes.verify(host, session.user_key, str(form.get("code", ""))[:64])
+    metrics.VERIFICATIONS.labels(host, result.outcome).inc()
+    if result.ok and result.email:
+        await _record_verified(ctx, sso, state, result.email)
+        return redirect(rd, 303)
+    if not _needs_signup(state):
+        return redirect(rd, 303)  # a second click after success
+    audit: dict[str, Any] = {"request_id": ctx.request_id, "tenant": host, "user": session.user_key}
+    if result.outcome == "locked":
+        metrics.LOCKOUTS.labels(host).inc()
+        logs.warning("verification_lockout", **audit)
+        return await _render(
+            request,
+            state,
+            rd,
+            status=429,
+            error="Too many wrong codes. That code no longer works: please send a new one.",
+        )
+    if result.outcome == "wrong":
+        logs.warning("verification_failed", attempts_left=result.attempts_left, **audit)
+        left = result.attempts_left
+        tries = f" You have {left} {'try' if left == 1 else 'tries'} left." if left else ""
+        return await _render(
+            request, state, rd, status=400, error="That code is not right." + tries
+        )
+    logs.warning("verification_failed", reason="expired_or_missing", **audit)
+    return await _render(
+        request, state, rd, status=400, error="That code has expired. Please send a new one."
+    )
+
+
+async def _record_verified(
+    ctx: RequestScope, sso: SsoServices, state: SignInState, email: str
+) -> None:
+    session = state.session
+    assert session is not None
+    assert ctx.tenant is not None
+    host = ctx.tenant.host
+    now = time.time()
+    if state.account is None:
+        account = await sso.accounts.create(
+            Account(
+                user_key=session.user_key,
+                tenant_host=host,
+                oid=session.oid,
+                tid=session.tid,
+                email=email,
+                given_name=session.given_name,
+                family_name=session.family_name,
+                name=session.name,
+                created_at=now,
+                verified_at=now,
+            )
+        )
+        if account.created_at == now:
+            metrics.ACCOUNTS_CREATED.labels(host).inc()
+            logs.event(
+                "account_created", request_id=ctx.request_id, tenant=host, user=session.user_key
+            )
+    else:
+        await sso.accounts.update_email(host, session.user_key, email, now)
+        logs.event(
+            "email_reverified", request_id=ctx.request_id, tenant=host, user=session.user_key
+        )

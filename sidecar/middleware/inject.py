@@ -1,0 +1,24 @@
+"""Step 8: the identity headers and the signed assertion, on the desk-bound request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from sidecar.auth.identity import AssertionSigner, identity_headers
+from sidecar.scope import SCOPE
+
+
+def inject_middleware(*, signer: AssertionSigner) -> Middleware:
+    @web.middleware
+    async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ctx = request[SCOPE]
+        assert ctx.tenant is not None
+        if ctx.identity is not None:
+            assertion = signer.assertion(
+                ctx.identity, issuer=f"{ctx.public_origin}/.sso", audience=ctx.tenant.host
+            )
+            ctx.upstream_headers.extend(identity_headers(ctx.identity, assertion))
+        return await handler(request)
+
+    return inject

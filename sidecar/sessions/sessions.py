@@ -1,0 +1,136 @@
+"""Signed-in sessions: an opaque id in the cookie, the identity in the store.
+
+A new id at every sign-in (no session fixation, OWASP Session Management);
+absolute lifetime and sliding idle timeout from the config; the store key is a
+keyed hash of the id, so a store dump holds no usable cookie. Each Entra `sid`
+indexes its sessions so Entra's front-channel logout can end them on every
+replica (OIDC Front-Channel Logout 1.0 §2).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+from sidecar.keys import DerivedKeys
+from sidecar.sessions.store import Store
+
+# Sliding the idle timeout rewrites the session; do it at most this often, so a
+# busy user does not cost a store write per request.
+TOUCH_INTERVAL = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    key: str  # store key (a hash of the cookie's id), never the id itself
+    host: str
+    user_key: str  # "{oid}.{tid}"
+    oid: str
+    tid: str
+    email_claim: str | None
+    email_domain_verified: bool | None
+    given_name: str | None
+    family_name: str | None
+    name: str | None
+    entra_sid: str | None
+    login_hint: str | None
+    created_at: float
+    last_seen: float
+    # Set once the user chose to keep the verified address after an email change.
+    email_change_deferred: bool = False
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Session | None:
+        try:
+            return cls(**json.loads(raw))
+        except (ValueError, TypeError):
+            return None  # unreadable: treated as no session (fail closed)
+
+
+class SessionManager:
+    def __init__(
+        self,
+        store: Store,
+        keys: DerivedKeys,
+        *,
+        lifetime: float,
+        idle_timeout: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self.lifetime = lifetime
+        self.idle_timeout = idle_timeout
+        self._clock = clock
+
+    def _store_key(self, host: str, session_id: str) -> str:
+        return f"session:{host}:{self._keys.store_key(session_id)}"
+
+    @staticmethod
+    def _sid_index(host: str, entra_sid: str) -> str:
+        return f"sid:{host}:{entra_sid}"
+
+    def _ttl(self, session: Session, now: float) -> float:
+        return max(1.0, min(self.idle_timeout, session.created_at + self.lifetime - now))
+
+    async def create(self, **identity: object) -> tuple[str, Session]:
+        """A new session; returns (cookie value, session)."""
+        session_id = secrets.token_urlsafe(32)
+        now = self._clock()
+        host = str(identity["host"])
+        session = Session(
+            key=self._store_key(host, session_id),
+            created_at=now,
+            last_seen=now,
+            **identity,  # type: ignore[arg-type]
+        )
+        await self._store.set(session.key, session.to_json(), self._ttl(session, now))
+        if session.entra_sid:
+            await self._store.add_member(
+                self._sid_index(host, session.entra_sid), session.key, self.lifetime
+            )
+        return self._keys.sign_cookie(session_id), session
+
+    async def load(self, host: str, cookie_value: str) -> Session | None:
+        session_id = self._keys.verify_cookie(cookie_value)
+        if session_id is None:
+            return None
+        key = self._store_key(host, session_id)
+        raw = await self._store.get(key)
+        session = Session.from_json(raw) if raw is not None else None
+        if session is None or session.host != host:
+            return None
+        now = self._clock()
+        if (
+            now >= session.created_at + self.lifetime
+            or now >= session.last_seen + self.idle_timeout
+        ):
+            await self._store.delete(key)
+            return None
+        if now - session.last_seen >= TOUCH_INTERVAL:
+            session = replace(session, last_seen=now)
+            await self._store.set(key, session.to_json(), self._ttl(session, now))
+        return session
+
+    async def save(self, session: Session) -> None:
+        await self._store.set(session.key, session.to_json(), self._ttl(session, self._clock()))
+
+    async def destroy(self, session: Session) -> None:
+        await self._store.delete(session.key)
+        if session.entra_sid:
+            await self._store.remove_member(
+                self._sid_index(session.host, session.entra_sid), session.key
+            )
+
+    async def destroy_by_entra_sid(self, host: str, entra_sid: str) -> int:
+        index = self._sid_index(host, entra_sid)
+        keys = await self._store.members(index)
+        ended = await self._store.delete(*keys) if keys else 0
+        await self._store.delete(index)
+        return ended

@@ -179,11 +179,11 @@ async def send_code(request: web.Request) -> web.StreamResponse:
     try:
         await sso.codes.send_new_code(host, session.user_key, email, ctx.client_ip, deliver)
     except SendRefused as exc:
-        if (
-            exc.reason == "cooldown"
-            and await sso.codes.pending_email(host, session.user_key) == email
-        ):
-            return redirect(_signup_url(rd), 303)  # a double click: already sent
+        pending = await sso.codes.pending_email(host, session.user_key)
+        if exc.reason == "cooldown" and pending in (None, email):
+            # A double click (or a resend inside the cooldown) for the same address: the
+            # first send stands; the page shows its state and when to ask for a new code.
+            return redirect(_signup_url(rd), 303)
         metrics.CODES_SEND_FAILED.labels(host, exc.reason).inc()
         logs.warning(
             "verification_code_refused",

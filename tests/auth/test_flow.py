@@ -67,3 +67,128 @@ async def test_no_session_navigation_redirects_and_api_gets_401(world: World) ->
     assert api.status == 401
     assert api.json()["error"] == "login_required"
     assert "Location" not in api.headers
+
+
+async def test_logout_ends_session_and_lands_on_signed_out(world: World) -> None:
+    browser = world.browser("alice")
+    await world.sign_up(browser)
+    out = await browser.get("/.sso/logout")
+    assert out.status == 303
+    end_session = out.headers["Location"]
+    assert end_session.startswith(world.emulator_url)
+    assert (
+        "post_logout_redirect_uri=http%3A%2F%2Fdesk.contoso.test%2F.sso%2Fsigned-out" in end_session
+    )
+    assert "client_id=" in end_session
+    assert "logout_hint=" in end_session
+    assert not any(name.startswith("tlsso") for name in browser.cookies)
+    entra_page = await browser.get(end_session)
+    assert entra_page.status == 200
+    signed_out = await browser.get("http://desk.contoso.test/.sso/signed-out")
+    assert "signed out" in signed_out.text.lower()
+    again = await browser.get("/tickets")
+    assert again.status == 302
+    assert again.headers["Location"].startswith("/.sso/login")
+
+
+async def test_frontchannel_logout_ends_every_session_of_that_entra_sid(world: World) -> None:
+    first, second = world.browser("alice"), world.browser("alice")
+    await world.sign_up(first)
+    assert (await second.open("/")).status == 200
+    # Logging out in the first browser makes Entra call every app's front-channel URL.
+    out = await first.get("/.sso/logout")
+    await first.get(out.headers["Location"])
+    calls = [c for c in world.emulator.frontchannel_calls if "/.sso/frontchannel-logout?sid=" in c]
+    assert calls
+    for call in calls:
+        reply = await world.browser(None).get(call, navigate=False)
+        assert reply.status == 200
+        assert "frame-ancestors " + world.emulator_url in reply.headers["Content-Security-Policy"]
+    after = await second.get("/api/me", navigate=False)
+    assert after.status == 401
+    unknown = await world.browser(None).get("/.sso/frontchannel-logout?sid=nope", navigate=False)
+    assert unknown.status == 200
+
+
+async def test_desk_logout_path_ends_our_session_then_forwards(world: World) -> None:
+    browser = world.browser("alice")
+    await world.sign_up(browser)
+    reply = await browser.get("/logout")
+    assert reply.status == 200
+    assert reply.text == "desk signed out"
+    assert not any(name.startswith("tlsso") for name in browser.cookies)
+    assert (await browser.get("/api", navigate=False)).status == 401
+
+
+async def test_public_paths_need_no_sign_in_and_carry_no_identity(world: World) -> None:
+    browser = world.browser("alice")
+    await world.sign_up(browser)
+    reply = await browser.get("/assets/app.css", navigate=False)
+    assert reply.status == 200
+    assert not any(k.lower().startswith("x-ticketlog") for k in desk_headers(reply.text))
+
+
+async def test_desk_cookies_pass_and_ours_never_reach_the_desk(world: World) -> None:
+    browser = world.browser("alice")
+    await world.sign_up(browser)
+    browser.cookies["desk_session"] = "d1"
+    reply = await browser.get("/echo", navigate=False)
+    assert desk_headers(reply.text)["Cookie"] == "desk_session=d1"
+    set_cookie = await browser.get("/set-cookie", navigate=False)
+    assert len(set_cookie.headers.getall("Set-Cookie")) == 2
+
+
+async def test_unassigned_user_gets_403_page_with_advice(world: World) -> None:
+    reply = await world.browser("carol").open("/")
+    assert reply.status == 403
+    assert "administrator" in reply.text
+    assert "assign" in reply.text
+
+
+async def test_declined_consent_gets_403_page(world: World) -> None:
+    reply = await world.browser("dave").open("/")
+    assert reply.status == 403
+    assert "declined" in reply.text.lower()
+
+
+async def test_replayed_callback_and_foreign_browser_are_refused(world: World) -> None:
+    victim = world.browser("alice")
+    start = await victim.get("/.sso/login?rd=/x")
+    at_entra = await victim.get(start.headers["Location"] + "&x_emulator_user=alice")
+    callback = at_entra.headers["Location"]
+    # Login CSRF: the callback opened in another browser (no transaction cookie).
+    attacker = world.browser(None)
+    assert (await attacker.get(callback)).status == 400
+    first = await victim.get(callback)
+    assert first.status == 303
+    assert (await victim.get(callback)).status == 400  # replayed by the same browser
+
+
+async def test_callback_without_state_or_with_repeated_parameters_is_400(world: World) -> None:
+    browser = world.browser(None)
+    assert (await browser.get("/.sso/callback?code=abc")).status == 400
+    assert (await browser.get("/.sso/callback?code=a&state=s&state=t")).status == 400
+
+
+async def test_key_rotation_keeps_sign_in_working(world: World) -> None:
+    await world.sign_up(world.browser("alice"))
+    world.emulator.rotate_keys(drop_old=True)
+    landing = await world.browser("alice").open("/after-rotation")
+    assert landing.status == 200
+    assert desk_headers(landing.text)["X-TicketLog-Email"] == "alice@contoso.test"
+
+
+async def test_entra_down_at_cold_start_gives_502_page(world: World) -> None:
+    world.emulator.available = False
+    reply = await world.browser("alice").open("/")
+    assert reply.status == 502
+    assert "Microsoft" in reply.text
+
+
+async def test_sso_less_tenant_passes_through_without_sign_in(world: World) -> None:
+    browser = world.browser(None)
+    browser.host = "plain.example.test"
+    reply = await browser.get("/echo", navigate=False, headers={"X-TicketLog-User": "forged"})
+    assert reply.status == 200
+    assert "X-TicketLog-User" not in desk_headers(reply.text)
+    assert (await browser.get("/.sso/login")).status == 404

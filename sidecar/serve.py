@@ -12,6 +12,7 @@ from aiohttp import web
 from sidecar import logs
 from sidecar.admin import build_admin_app
 from sidecar.app import build_public_app
+from sidecar.reload import watch_config
 from sidecar.runtime import Runtime
 
 
@@ -88,7 +89,14 @@ async def serve_until_signalled(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = (
+        asyncio.ensure_future(watch_config(runtime, runtime.config_path))
+        if runtime.config_path
+        else None
+    )
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     # Readiness turns false first; then the listener stops accepting and in-flight
     # requests (WebSockets included) get up to shutdown_grace to finish.
     runtime.draining = True

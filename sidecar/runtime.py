@@ -6,6 +6,7 @@ steps receive the pieces they need from here as keyword arguments.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from yarl import URL
 
+from sidecar.auth.cache import SignInCache
 from sidecar.auth.context import SsoServices
 from sidecar.auth.identity import AssertionSigner
 from sidecar.config.model import Config
@@ -117,6 +119,7 @@ def build_sso_services(
         mail_from=mail_from,
         signer=AssertionSigner(keys),
         idp_http=idp_http,
+        cache=SignInCache(config.session.cache_ttl),
     )
 
 
@@ -164,14 +167,23 @@ async def open_runtime(
         sso=build_sso_services(config, the_store, idp_http, mailer),
         config_path=config_path,
     )
+    monitor = asyncio.ensure_future(monitor_store(the_store))
     try:
         yield runtime
     finally:
+        monitor.cancel()
         await close_providers(tenants.table)
         await idp_http.close()
         await upstream.close()
         if owned_store:
             await the_store.close()
+
+
+async def monitor_store(store: Store, interval: float = 1.0) -> None:
+    """Ping the store every second, so an outage is noticed even by cache-only traffic."""
+    while True:
+        await store.ping()
+        await asyncio.sleep(interval)
 
 
 async def close_providers(table: TenantTable) -> None:

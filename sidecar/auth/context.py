@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from sidecar.auth.cache import SignInCache
 from sidecar.auth.identity import AssertionSigner
 from sidecar.config.model import SignupConfig
 from sidecar.keys import DerivedKeys
@@ -27,6 +29,7 @@ class SsoServices:
     mail_from: str
     signer: AssertionSigner
     idp_http: aiohttp.ClientSession
+    cache: SignInCache[Any]  # of sidecar.auth.resolve.SignInState
 
 
 SSO = web.AppKey("sso", SsoServices)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from sidecar import logs, metrics
 from sidecar.auth.context import SSO
-from sidecar.auth.cookies import SESSION_COOKIE, clear_cookie
+from sidecar.auth.cookies import SESSION_COOKIE, clear_cookie, read_cookie
 from sidecar.auth.session_lookup import current_session, forget_session
 from sidecar.oidc.errors import OidcError
 from sidecar.oidc.provider import EntraProvider
@@ -23,6 +23,9 @@ async def end_session(request: web.Request, response: web.StreamResponse, kind: 
     assert ctx.tenant is not None
     session = await current_session(request)
     clear_cookie(response, ctx, SESSION_COOKIE)
+    cookie = read_cookie(request, ctx, SESSION_COOKIE)
+    if cookie:
+        request.app[SSO].cache.discard(ctx.tenant.host, cookie)
     if session is None:
         return False
     await request.app[SSO].sessions.destroy(session)
@@ -73,7 +76,11 @@ async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
     sid = request.query.get("sid", "")
     ended = 0
     if sid and len(sid) <= 128:
-        ended = await request.app[SSO].sessions.destroy_by_entra_sid(ctx.tenant.host, sid)
+        sso_services = request.app[SSO]
+        ended = await sso_services.sessions.destroy_by_entra_sid(ctx.tenant.host, sid)
+        sso_services.cache.discard_where(
+            ctx.tenant.host, lambda state: state.session.entra_sid == sid
+        )
         metrics.LOGOUTS.labels(ctx.tenant.host, "frontchannel").inc(ended)
     logs.event(
         "frontchannel_logout", request_id=ctx.request_id, tenant=ctx.tenant.host, ended=ended

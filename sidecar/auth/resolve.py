@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar.auth.context import SSO
+from sidecar.auth.cookies import SESSION_COOKIE, read_cookie
 from sidecar.auth.identity import Identity
 from sidecar.auth.session_lookup import current_session
 from sidecar.scope import SCOPE
@@ -43,14 +44,27 @@ class SignInState:
 
 
 async def sign_in_state(request: web.Request) -> SignInState:
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    sso = request.app[SSO]
+    cookie = read_cookie(request, ctx, SESSION_COOKIE)
+    if not cookie:
+        return SignInState(None, None)
+    # The cache answers only while the store is known to be up: an outage fails closed.
+    cached: SignInState | None = (
+        sso.cache.get(ctx.tenant.host, cookie) if sso.store.healthy else None
+    )
+    if cached is not None:
+        return cached
     session = await current_session(request)
     if session is None:
         return SignInState(None, None)
-    ctx = request[SCOPE]
-    assert ctx.tenant is not None
     # SECURITY: the account is found by (host, tid, oid) only, never by email (nOAuth).
-    account = await request.app[SSO].accounts.get(ctx.tenant.host, session.user_key)
-    return SignInState(session, account)
+    account = await sso.accounts.get(ctx.tenant.host, session.user_key)
+    state = SignInState(session, account)
+    if account is not None and not state.email_change_pending:
+        sso.cache.put(ctx.tenant.host, cookie, state)
+    return state
 
 
 async def resolve_identity(request: web.Request) -> Identity | None:

@@ -153,6 +153,9 @@ class SessionConfig(_Model):
     secret_keys: tuple[SecretStr, ...] = Field(min_length=1)
     lifetime: Duration = 12 * 3600.0
     idle_timeout: Duration = 3600.0
+    # How long a replica may answer from its in-process cache of validated sign-ins:
+    # the bound on how late a logout on another replica takes effect here.
+    cache_ttl: Duration = 5.0
 
     @field_validator("secret_keys", mode="before")
     @classmethod

@@ -52,11 +52,16 @@ def _unavailable_on_error(
 ) -> Callable[P, Coroutine[Any, Any, R]]:
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        assert isinstance(store, Store)
         try:
-            return await method(*args, **kwargs)
+            result = await method(*args, **kwargs)
         except (RedisError, OSError, TimeoutError) as exc:
+            store.healthy = False
             # The exception text can name the host but never carries the URL's password.
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
+        store.healthy = True
+        return result
 
     return wrapper
 
@@ -91,9 +96,10 @@ class RedisStore(Store):
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._redis.ping())
+            self.healthy = bool(await self._redis.ping())
         except (RedisError, OSError, TimeoutError):
-            return False
+            self.healthy = False
+        return self.healthy
 
     @_unavailable_on_error
     async def get(self, key: str) -> bytes | None:

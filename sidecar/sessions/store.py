@@ -25,6 +25,10 @@ class StoreUnavailable(Exception):
 class Store(abc.ABC):
     """Key/value store with expiry. Keys are str, values bytes; TTLs are seconds."""
 
+    #: False after the last operation or ping failed: in-process caches must not
+    #: answer for the store while it is down (fail closed).
+    healthy: bool = True
+
     @abc.abstractmethod
     async def ping(self) -> bool:
         """True when the store answers; never raises."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
 import sys
@@ -100,7 +101,7 @@ async def run_demo() -> AsyncIterator[Demo]:
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={"PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     demo = Demo(process, port, admin_port)
     demo.readers = [

@@ -20,6 +20,8 @@ async def test_redis_outage_fails_closed_and_recovers_without_losing_data(tmp_pa
             assert (await browser.get("/echo", navigate=False)).status == 200
 
             await redis.stop()
+            async with world.http.get(world.sidecar.admin_url + "/readyz") as ready:
+                assert ready.status == 503
             page = await browser.get("/tickets")
             assert page.status == 503
             assert "try again" in page.text.lower()
@@ -30,8 +32,6 @@ async def test_redis_outage_fails_closed_and_recovers_without_losing_data(tmp_pa
             # Signing in needs the store too: a clear page, not a redirect loop.
             fresh = world.browser("alice")
             assert (await fresh.open("/x")).status == 503
-            async with world.http.get(world.sidecar.admin_url + "/readyz") as ready:
-                assert ready.status == 503
             # Public paths and SSO-less tenants keep flowing.
             assert (await browser.get("/assets/app.css", navigate=False)).status == 200
             plain = world.browser(None)

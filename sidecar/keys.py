@@ -97,7 +97,8 @@ class DerivedKeys:
 
     def verify_cookie(self, value: str) -> str | None:
         session_id, sep, mac_text = value.rpartition(".")
-        if not sep or not session_id or len(value) > 256:
+        # A garbage cookie is no session, never an error (compare_digest refuses non-ASCII).
+        if not sep or not session_id or len(value) > 256 or not value.isascii():
             return None
         for key in self._macs:
             mac = hmac.new(key, session_id.encode(), hashlib.sha256).digest()
@@ -112,6 +113,8 @@ class DerivedKeys:
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def csrf_valid(self, bound_to: str, token: str) -> bool:
+        if not token.isascii():
+            return False
         for key in self._csrf_keys:
             mac = hmac.new(key, bound_to.encode(), hashlib.sha256).digest()
             if hmac.compare_digest(base64.urlsafe_b64encode(mac).decode().rstrip("="), token):

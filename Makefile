@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit redis venv clean
+.PHONY: demo test lint unit redis chromium soak venv clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +28,24 @@ redis:
 	  for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done; \
 	  redis-cli -h 127.0.0.1 -p 6379 ping; }
 
+# The browser end-to-end test drives Debian's Chromium (never `playwright install`,
+# which downloads a browser of its own).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  command -v apt-get >/dev/null || { echo "install Chromium at /usr/bin/chromium"; exit 1; }; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sidecar tests bench
 	$(VENV)/bin/ruff format --check sidecar tests bench
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) redis
+unit: $(STAMP) redis chromium
 	$(PY) -m pytest
+
+# Hundreds of users against two sidecar processes and one Redis (bench/soak.py).
+soak: $(STAMP) redis
+	$(PY) -m bench.soak
 
 test: lint unit
 

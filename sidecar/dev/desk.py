@@ -33,7 +33,8 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;
 color:#1f2933}}table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #cbd2d9;
-padding:.4rem;text-align:left;vertical-align:top;word-break:break-all}}th{{background:#f0f4f8}}
+padding:.4rem;text-align:left;vertical-align:top}}td{{word-break:break-all}}
+th{{background:#f0f4f8;white-space:nowrap}}
 </style></head><body><h1>TicketLog service desk (sample)</h1>
 <p id="greeting">{greeting}</p>
 <h2>Identity headers this desk received</h2><table>{rows}</table>

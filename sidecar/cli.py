@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from sidecar import logs
+from sidecar.commands import check_entra, delete_account, list_accounts, show_account
 from sidecar.config.loading import ConfigError, load_config
 from sidecar.config.model import Config
 from sidecar.runtime import open_runtime
@@ -77,6 +79,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check_entra(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_INVALID
+    # The command explains every failure itself; the provider's own warnings would repeat
+    # them on stderr.
+    logging.getLogger("sidecar.oidc").setLevel(logging.ERROR)
+    return asyncio.run(check_entra(config, host=args.host, out=sys.stdout))
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_INVALID
+    if args.action == "list":
+        return asyncio.run(list_accounts(config, args.host, sys.stdout))
+    if args.action == "show":
+        return asyncio.run(show_account(config, args.host, args.user, sys.stdout))
+    return asyncio.run(delete_account(config, args.host, args.user, sys.stdout))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from sidecar.dev.demo import run_demo  # development-only code stays out of `serve`
 
@@ -107,6 +130,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     with_config("serve", "run the proxy").set_defaults(func=cmd_serve)
     with_config("check-config", "validate a config file").set_defaults(func=cmd_check_config)
+    check = with_config(
+        "check-entra", "check each SSO tenant's client ID, secret and tenant live against Entra"
+    )
+    check.add_argument("--host", help="check only this tenant host")
+    check.set_defaults(func=cmd_check_entra)
+
+    accounts = commands.add_parser("accounts", help="the first-login accounts of one tenant host")
+    actions = accounts.add_subparsers(dest="action", required=True)
+    for action, help_text in (
+        ("list", "every account of the host, one a line"),
+        ("show", "one account"),
+        ("delete", "remove an account: the user goes through signup again"),
+    ):
+        sub = actions.add_parser(action, help=help_text)
+        sub.add_argument("-c", "--config", help="config file (default: $TICKETLOG_SSO_CONFIG)")
+        sub.add_argument("--host", required=True, help="the tenant host")
+        if action != "list":
+            sub.add_argument(
+                "user", metavar="USER", help="the user key ({oid}.{tid}) or the verified email"
+            )
+        sub.set_defaults(func=cmd_accounts)
+
     demo = commands.add_parser("demo", help="the whole flow locally, with no outside service")
     demo.add_argument("--port", type=int, default=8080, help="public port (default 8080)")
     demo.add_argument("--admin-port", type=int, default=9090, help="admin port (default 9090)")

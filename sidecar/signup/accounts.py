@@ -16,6 +16,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sidecar import logs
 from sidecar.sessions.store import Store
 
 _PREFIX = "account:"
@@ -158,8 +159,13 @@ class AccountStore:
         accounts = []
         for key in sorted(await self._store.keys_with_prefix(prefix)):
             raw = await self._store.get(key)
-            if raw is not None:  # deleted since the scan
+            if raw is None:  # deleted since the scan
+                continue
+            try:
                 accounts.append(Account.from_json(raw))
+            except ValueError:
+                # One unreadable record must not hide the others; name it for the operator.
+                logs.warning("account_record_corrupt", key=key)
         return accounts
 
     async def find(self, host: str, user_or_email: str) -> Account | None:

@@ -12,6 +12,7 @@ from aiohttp import web
 from sidecar import logs
 from sidecar.admin import build_admin_app
 from sidecar.app import build_public_app
+from sidecar.http_errors import QuietAppRunner
 from sidecar.reload import watch_config
 from sidecar.runtime import Runtime
 
@@ -52,13 +53,13 @@ async def start_listeners(
     server = runtime.config.server
     public_addr = public or split_listen(server.listen)
     admin_addr = admin or split_listen(server.admin_listen)
-    public_runner = web.AppRunner(
+    public_runner = QuietAppRunner(
         build_public_app(runtime),
         access_log=None,
         shutdown_timeout=server.shutdown_grace,
         handle_signals=False,
     )
-    admin_runner = web.AppRunner(
+    admin_runner = QuietAppRunner(
         build_admin_app(runtime), access_log=None, shutdown_timeout=1.0, handle_signals=False
     )
     await public_runner.setup()

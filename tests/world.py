@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
+from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from sidecar.dev.desk import make_desk_app
@@ -209,6 +210,7 @@ async def open_world(
     store: Store | None = None,
     edit: Any = None,
     emulator: EntraEmulator | None = None,
+    desk_app: web.Application | None = None,
 ) -> AsyncIterator[World]:
     emulator = emulator or EntraEmulator(
         [sample_tenant(PUBLIC_BASE)], frontchannel_server_side=False
@@ -218,7 +220,7 @@ async def open_world(
     try:
         async with (
             serve_app(emulator.make_app()) as emulator_url,
-            serve_app(make_desk_app()) as desk_url,
+            serve_app(desk_app if desk_app is not None else make_desk_app()) as desk_url,
             aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
         ):
             document = world_config(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from sidecar.paths import remove_dot_segments, split_target
+
 MAX_RD_LENGTH = 2048
 # Browsers strip tab, CR and LF inside URLs and treat `\` as `/` (WHATWG URL), so
 # these can turn `/` + junk + `/evil` into `//evil`.
@@ -20,7 +22,9 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 
 def safe_redirect_target(rd: str | None) -> str:
     """``rd`` when it is a safe same-host path, else ``/``."""
-    if not rd or len(rd) > MAX_RD_LENGTH:
+    # A relative path is printable ASCII (RFC 3986 §4.2): raw Unicode such as a
+    # fullwidth solidus is refused, in case something on the way folds it to `/`.
+    if not rd or len(rd) > MAX_RD_LENGTH or not rd.isascii():
         return "/"
     # Judge the value as sent and as decoded once and twice: a browser or the desk
     # may decode before following it.
@@ -31,6 +35,8 @@ def safe_redirect_target(rd: str | None) -> str:
             return "/"
         if _UNSAFE.search(candidate):
             return "/"
-    if rd.startswith("/.sso/"):
-        return "/"  # never bounce into our own endpoints (logout loops, replays)
+        # Never bounce into our own endpoints (logout loops, replays), however the
+        # path is spelled: `/%2Esso/logout`, `/x/../.sso/logout`.
+        if remove_dot_segments(split_target(candidate)).startswith("/.sso/"):
+            return "/"
     return rd

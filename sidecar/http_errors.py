@@ -1,0 +1,56 @@
+"""Answers to requests aiohttp cannot parse, without echoing what the client sent.
+
+SECURITY: aiohttp's default answer to an unparseable request (a header line over
+8190 bytes, a malformed request line) quotes the offending bytes in the response
+body and logs them with a traceback. Those bytes can hold a session cookie or an
+authorization code (`/.sso/callback?code=...`), so our listeners answer with the
+status phrase only and log the error kind, never the text.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from sidecar import logs
+
+
+class _QuietErrorsHandler(RequestHandler):
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; closing the connection")
+        logs.warning(
+            "bad_http_request",
+            status=status,
+            kind=type(exc).__name__ if exc is not None else None,
+            client_ip=request.remote,
+        )
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        response = web.Response(status=status, text=f"{status} {phrase}\n")
+        response.force_close()
+        return response
+
+
+class _QuietErrorsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _QuietErrorsHandler(self, loop=self._loop, **self._kwargs)
+
+
+class QuietAppRunner(web.AppRunner):
+    """An AppRunner whose connections answer parse errors with the status phrase only."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # Only __call__ differs (which handler class serves a connection), so the server
+        # aiohttp built is kept as it is, with that one method replaced.
+        server.__class__ = _QuietErrorsServer
+        return server

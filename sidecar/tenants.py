@@ -39,8 +39,8 @@ def parse_host(values: list[str]) -> RequestHost:
     if not value or not match:
         raise BadHost("malformed Host header")
     name = normalize_host(match.group(1))
-    if not name:
-        raise BadHost("empty Host header")
+    if not name or name.startswith(".") or name.endswith(".") or ".." in name:
+        raise BadHost("malformed Host header")
     return RequestHost(name=name, port=match.group(2))
 
 

@@ -42,11 +42,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
+    """JSON lines on stderr for our events and for the library-style `sidecar.*` loggers."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
+    for name in ("ticketlog_sso", "sidecar", "aiohttp"):
+        target = logging.getLogger(name)
+        target.handlers[:] = [handler]
+        target.setLevel(level if name != "aiohttp" else logging.WARNING)
+        target.propagate = False
 
 
 def event(name: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from sidecar.metrics import IDP_FETCHES
+
 from ._http import request_json
 from ._singleflight import SingleFlight
 from .discovery import (
@@ -153,18 +155,26 @@ class EntraProvider:
             )
             metadata = parse_metadata(document, authority=self._authority, tenant=self._tenant)
         except OidcError as exc:
+            IDP_FETCHES.labels(self._tenant, "discovery", "error").inc()
             self._metadata_next_refresh = self._clock() + min(60.0, self._discovery_ttl)
             log.warning("discovery for tenant %s failed: %s", self._tenant, exc)
             raise
+        IDP_FETCHES.labels(self._tenant, "discovery", "ok").inc()
         self._metadata = metadata
         self._metadata_next_refresh = self._clock() + self._discovery_ttl
         return metadata
 
     async def _fetch_jwks(self) -> object:
         metadata = await self.metadata()
-        return await request_json(
-            self._http, "GET", metadata.jwks_uri, endpoint="jwks", request_timeout=self._timeout
-        )
+        try:
+            document = await request_json(
+                self._http, "GET", metadata.jwks_uri, endpoint="jwks", request_timeout=self._timeout
+            )
+        except OidcError:
+            IDP_FETCHES.labels(self._tenant, "jwks", "error").inc()
+            raise
+        IDP_FETCHES.labels(self._tenant, "jwks", "ok").inc()
+        return document
 
     # -- sign-in -------------------------------------------------------------
 

@@ -192,3 +192,35 @@ async def test_sso_less_tenant_passes_through_without_sign_in(world: World) -> N
     assert reply.status == 200
     assert "X-TicketLog-User" not in desk_headers(reply.text)
     assert (await browser.get("/.sso/login")).status == 404
+
+
+def metric(text: str, sample: str) -> float:
+    """The value of one sample line (metrics are process-wide, so tests compare deltas)."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_count_sign_ins_and_entra_fetches(world: World) -> None:
+    async def scrape() -> str:
+        async with world.http.get(world.sidecar.admin_url + "/metrics") as response:
+            return await response.text()
+
+    ok = 'ticketlog_sso_sign_ins_total{result="ok",tenant="desk.contoso.test"}'
+    refused = 'ticketlog_sso_idp_errors_total{aadsts="50105",error="access_denied",tenant="desk.contoso.test"}'
+    discovery = (
+        'ticketlog_sso_idp_fetches_total{document="discovery",result="ok",tenant="contoso.test"}'
+    )
+    jwks = 'ticketlog_sso_idp_fetches_total{document="jwks",result="ok",tenant="contoso.test"}'
+    created = 'ticketlog_sso_accounts_created_total{tenant="desk.contoso.test"}'
+    before = await scrape()
+    await world.sign_up(world.browser("alice"))
+    await world.browser("carol").open("/")
+    after = await scrape()
+    assert metric(after, ok) - metric(before, ok) == 1
+    assert metric(after, refused) - metric(before, refused) == 1
+    assert metric(after, discovery) - metric(before, discovery) == 1
+    assert metric(after, jwks) - metric(before, jwks) == 1
+    assert metric(after, created) - metric(before, created) == 1
+    assert 'ticketlog_sso_client_secret_index{tenant="desk.contoso.test"} 0.0' in after

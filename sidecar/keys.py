@@ -66,7 +66,6 @@ class DerivedKeys:
         self.csrf_key = _derive(secrets[0], "csrf/hmac")
         self._csrf_keys = [_derive(s, "csrf/hmac") for s in secrets]
         self.code_hash_key = _derive(secrets[0], "signup-code/hmac")
-        self.store_key_hash = _derive(secrets[0], "store-key/hmac")
         self.login_box = SecretBox(
             MultiFernet(
                 [
@@ -120,7 +119,3 @@ class DerivedKeys:
             if hmac.compare_digest(base64.urlsafe_b64encode(mac).decode().rstrip("="), token):
                 return True
         return False
-
-    def store_key(self, secret_id: str) -> str:
-        """The store key for a secret id: a Redis dump never holds a usable cookie value."""
-        return hmac.new(self.store_key_hash, secret_id.encode(), hashlib.sha256).hexdigest()[:40]

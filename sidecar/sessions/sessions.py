@@ -2,13 +2,14 @@
 
 A new id at every sign-in (no session fixation, OWASP Session Management);
 absolute lifetime and sliding idle timeout from the config; the store key is a
-keyed hash of the id, so a store dump holds no usable cookie. Each Entra `sid`
+SHA-256 hash of the id, so a store dump holds no usable cookie. Each Entra `sid`
 indexes its sessions so Entra's front-channel logout can end them on every
 replica (OIDC Front-Channel Logout 1.0 §2).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -69,8 +70,12 @@ class SessionManager:
         self.idle_timeout = idle_timeout
         self._clock = clock
 
-    def _store_key(self, host: str, session_id: str) -> str:
-        return f"session:{host}:{self._keys.store_key(session_id)}"
+    @staticmethod
+    def _store_key(host: str, session_id: str) -> str:
+        # A hash of the id, so a store dump holds no usable cookie. The id has 256 random
+        # bits, so a plain SHA-256 cannot be reversed; a keyed hash would break when
+        # session.secret_keys rotate.
+        return f"session:{host}:{hashlib.sha256(session_id.encode()).hexdigest()}"
 
     @staticmethod
     def _sid_index(host: str, entra_sid: str) -> str:

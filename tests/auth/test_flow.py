@@ -224,3 +224,15 @@ async def test_metrics_count_sign_ins_and_entra_fetches(world: World) -> None:
     assert metric(after, jwks) - metric(before, jwks) == 1
     assert metric(after, created) - metric(before, created) == 1
     assert 'ticketlog_sso_client_secret_index{tenant="desk.contoso.test"} 0.0' in after
+
+
+async def test_client_secret_rotation_tries_the_next_secret() -> None:
+    stale_first = lambda d: d["tenants"][0]["sso"].update(  # noqa: E731
+        client_secret=["a-stale-secret-value", d["tenants"][0]["sso"]["client_secret"]]
+    )
+    async with open_world(edit=stale_first) as world:
+        landing = await world.sign_up(world.browser("alice"), rd="/echo")
+        assert desk_headers(landing.text)["X-TicketLog-Email"] == "alice@contoso.test"
+        async with world.http.get(world.sidecar.admin_url + "/metrics") as response:
+            text = await response.text()
+        assert 'ticketlog_sso_client_secret_index{tenant="desk.contoso.test"} 1.0' in text

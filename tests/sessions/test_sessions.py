@@ -1,0 +1,102 @@
+"""Sessions over each store: lifetime, idle timeout, key rotation, Entra sid index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sidecar.keys import DerivedKeys
+from sidecar.sessions.sessions import SessionManager
+from sidecar.sessions.store import Store
+
+OLD_KEY, NEW_KEY = "o" * 40, "n" * 40
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def identity(**extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "host": "desk.example.test",
+        "user_key": "oid.tid",
+        "oid": "oid",
+        "tid": "tid",
+        "email_claim": None,
+        "email_domain_verified": None,
+        "given_name": None,
+        "family_name": None,
+        "name": None,
+        "entra_sid": "entra-sid-1",
+        "login_hint": None,
+    }
+    base.update(extra)
+    return base
+
+
+def manager(store: Store, clock: Clock, keys: list[str] | None = None) -> SessionManager:
+    return SessionManager(
+        store, DerivedKeys(keys or [OLD_KEY]), lifetime=3600, idle_timeout=600, clock=clock
+    )
+
+
+async def test_every_sign_in_gets_a_new_id_and_the_store_never_holds_it(any_store: Store) -> None:
+    clock = Clock()
+    sessions = manager(any_store, clock)
+    first, _ = await sessions.create(**identity())
+    second, _ = await sessions.create(**identity())
+    assert first != second
+    session_id = first.rpartition(".")[0]
+    for key in await any_store.keys_with_prefix("session:"):
+        assert session_id not in key
+
+
+async def test_idle_timeout_slides_and_absolute_lifetime_ends(any_store: Store) -> None:
+    clock = Clock()
+    sessions = manager(any_store, clock)
+    cookie, _ = await sessions.create(**identity())
+    for _ in range(5):  # active every 9 minutes: the idle timeout (10 min) slides
+        clock.now += 540
+        assert await sessions.load("desk.example.test", cookie) is not None
+    clock.now += 1200  # 65 min after creation: past the 1 h absolute lifetime
+    assert await sessions.load("desk.example.test", cookie) is None
+
+
+async def test_idle_session_ends(any_store: Store) -> None:
+    clock = Clock()
+    sessions = manager(any_store, clock)
+    cookie, _ = await sessions.create(**identity())
+    clock.now += 601
+    assert await sessions.load("desk.example.test", cookie) is None
+
+
+async def test_secret_key_rotation_keeps_sessions_and_refuses_unknown_keys(
+    any_store: Store,
+) -> None:
+    clock = Clock()
+    cookie, _ = await manager(any_store, clock, [OLD_KEY]).create(**identity())
+    rotated = manager(any_store, clock, [NEW_KEY, OLD_KEY])
+    assert await rotated.load("desk.example.test", cookie) is not None
+    assert await manager(any_store, clock, [NEW_KEY]).load("desk.example.test", cookie) is None
+
+
+async def test_a_session_is_bound_to_its_host(any_store: Store) -> None:
+    clock = Clock()
+    sessions = manager(any_store, clock)
+    cookie, _ = await sessions.create(**identity())
+    assert await sessions.load("other.example.test", cookie) is None
+
+
+async def test_entra_sid_ends_every_session_of_that_sign_in(any_store: Store) -> None:
+    clock = Clock()
+    sessions = manager(any_store, clock)
+    a, _ = await sessions.create(**identity())
+    b, _ = await sessions.create(**identity())
+    c, _ = await sessions.create(**identity(entra_sid="other"))
+    assert await sessions.destroy_by_entra_sid("desk.example.test", "entra-sid-1") == 2
+    assert await sessions.load("desk.example.test", a) is None
+    assert await sessions.load("desk.example.test", b) is None
+    assert await sessions.load("desk.example.test", c) is not None

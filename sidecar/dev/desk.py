@@ -107,6 +107,17 @@ async def slow(request: web.Request) -> web.Response:
     return web.Response(text="slow done")
 
 
+async def reset_mid_body(request: web.Request) -> web.StreamResponse:
+    """Promises a body, sends part of it, then drops the connection (a crashing desk)."""
+    response = web.StreamResponse()
+    response.content_length = 1_000_000
+    await response.prepare(request)
+    await response.write(b"x" * 10_000)
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
 async def redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound("/elsewhere?from=desk")
 
@@ -148,6 +159,7 @@ def make_desk_app() -> web.Application:
     app.router.add_get("/gzip", gzipped)
     app.router.add_get("/slow", slow)
     app.router.add_get("/redirect", redirect)
+    app.router.add_get("/reset-mid-body", reset_mid_body)
     app.router.add_get("/set-cookie", set_cookie)
     app.router.add_route("*", "/logout", logout)
     app.router.add_route("*", "/{tail:.*}", echo)

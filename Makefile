@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit redis chromium soak venv clean
+.PHONY: demo test lint unit redis chromium soak bench bench-quick profile venv clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -42,6 +42,20 @@ lint: $(STAMP)
 
 unit: $(STAMP) redis chromium
 	$(PY) -m pytest
+
+# The benchmark: one table, every row measured in the same run (bench/run.py). wrk and
+# nginx are optional (apt-get install wrk nginx): without wrk a built-in load generator
+# is used, without nginx that row is skipped.
+bench: $(STAMP) redis
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(STAMP) redis
+	$(PY) -m bench.run --quick
+
+# Where the sidecar's CPU goes under load (row (e)); py-spy is not a project dependency.
+profile: $(STAMP)
+	$(PY) -m pip install --quiet py-spy
+	$(PY) -m bench.profile $(PROFILE_ARGS)
 
 # Hundreds of users against two sidecar processes and one Redis (bench/soak.py).
 soak: $(STAMP) redis

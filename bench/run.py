@@ -1,0 +1,690 @@
+"""The sidecar's benchmark: one table, every row measured in the same run.
+
+    .venv/bin/python -m bench.run [--duration 10] [--connections 50] [--quick]
+
+Starts everything itself on loopback, each server in its own process: a fast
+raw-asyncio upstream, nginx `proxy_pass` (when installed), a naive aiohttp
+proxy, the Entra emulator with the sample desk, and `python -m sidecar serve`
+processes (memory store, Redis store on 127.0.0.1:6379 database 14, and fresh
+ones for the memory measurements). Then it measures, one after the other:
+
+  (a)-(f)  HTTP req/s and p50/p99 latency (wrk when installed, else aiohttp),
+           in interleaved rounds (default 3) so drift hits every row alike; the
+           round with the median rate is shown
+  (g)      WebSocket echo round trips/s through the sidecar to the desk's /ws
+  sign-in  complete sign-ins/s: /.sso/login, the emulator, /.sso/callback
+  memory   peak RSS streaming an upload and a download, RSS with idle
+           keep-alive connections
+
+and prints the machine, the table and the ratios the issue asks for. Rows
+that cannot run here (no nginx, no Redis) are printed as skipped with the
+reason. CPU columns are the share of one core used during the row by the
+proxy under test, the upstream behind it, and the client (this process plus
+wrk). Linux only (/proc).
+Not a test: nothing here is timed against a threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+import aiohttp
+
+from bench.loadgen import LoadResult, run_http_load, websocket_echo, wrk_path
+from bench.memory import idle_connections, stream_peaks
+from bench.nginx import nginx_path, nginx_version
+from bench.procs import Child, ClientCpuMeter, CpuMeter, raise_nofile_limit, run_loop
+from bench.signin import LoginResult, login_loop
+from bench.stack import DESK_HOST, PRIVATE_PATH, PUBLIC_PATH, SSO_HOST, USER, Stack, open_stack
+
+# A database of its own, emptied before and after a run (the test suite uses 15).
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+@dataclass
+class Settings:
+    duration: int
+    warmup: int
+    connections: int
+    threads: int
+    signin_concurrency: int
+    stream_mib: int
+    idle: int
+    loadgen: str
+    quick: bool
+    workdir: str | None
+    rounds: int
+    redis_url: str
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        quick = bool(args.quick)
+        return cls(
+            duration=args.duration if args.duration is not None else (1 if quick else 10),
+            warmup=args.warmup if args.warmup is not None else (0 if quick else 2),
+            connections=args.connections if args.connections is not None else (10 if quick else 50),
+            threads=args.threads,
+            signin_concurrency=args.signin_concurrency,
+            stream_mib=args.stream_mib if args.stream_mib is not None else (10 if quick else 1024),
+            idle=args.idle if args.idle is not None else (100 if quick else 10_000),
+            loadgen=args.loadgen,
+            quick=quick,
+            workdir=args.workdir,
+            rounds=args.rounds if args.rounds is not None else (1 if quick else 3),
+            redis_url=args.redis_url,
+        )
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    value: float | None = None
+    unit: str = ""
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: int | None = None
+    cpu_proxy: float | None = None
+    cpu_upstream: float | None = None
+    cpu_client: float | None = None
+    note: str = ""
+    failed: bool = False
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def value(self, key: str) -> float | None:
+        for row in self.rows:
+            if row.key == key and not row.failed:
+                return row.value
+        return None
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---- machine ------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_lines(settings: Settings, tool: str, nginx: str | None) -> list[str]:
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    cpus = len(os.sched_getaffinity(0))
+    if tool == "wrk":
+        wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        version = (wrk.stdout + wrk.stderr).split("[", 1)[0].strip()
+        tool_text = f"{version}, {settings.threads} thread(s)"
+    else:
+        tool_text = "built-in aiohttp closed loop"
+    return [
+        f"machine:   {cpus} CPUs (nproc), {_cpu_model()}, Linux {platform.release()}",
+        f"python:    {platform.python_version()} ({sys.executable}), aiohttp {_version('aiohttp')}",
+        "event loop: "
+        + (
+            f"uvloop {_version('uvloop')} (sidecar, naive proxy, upstream, emulator/desk)"
+            if uvloop
+            else "asyncio (uvloop not installed)"
+        ),
+        f"load:      {tool_text}; {settings.connections} connections; {settings.duration} s per "
+        f"row after {settings.warmup} s warm-up; (a)-(f) in {settings.rounds} interleaved "
+        "round(s), median shown",
+        f"nginx:     {nginx_version(nginx) + ', 1 worker' if nginx else 'not installed'}",
+    ]
+
+
+# ---- measurements -------------------------------------------------------------------------
+
+
+async def _preflight(url: str, headers: dict[str, str]) -> None:
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
+        http.get(url, headers=headers, allow_redirects=False) as r,
+    ):
+        body = await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{url} answered {r.status}: {body[:200]!r}")
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Cpu:
+    proxy: float | None
+    upstream: float | None
+    client: float
+
+
+async def _measured(
+    pids_proxy: Sequence[int], pids_upstream: Sequence[int], work: Awaitable[T]
+) -> tuple[T, Cpu]:
+    """Awaits `work` while measuring the CPU share of the proxy, its upstream and the client."""
+    proxy, upstream, client = (
+        CpuMeter(list(pids_proxy)),
+        CpuMeter(list(pids_upstream)),
+        ClientCpuMeter(),
+    )
+    proxy.start()
+    upstream.start()
+    client.start()
+    result = await work
+    cpu = Cpu(
+        proxy.stop() if pids_proxy else None,
+        upstream.stop() if pids_upstream else None,
+        client.stop(),
+    )
+    return result, cpu
+
+
+def _load_note(result: LoadResult) -> str:
+    note = f"{result.requests} requests in {result.seconds:.1f} s"
+    if result.failed:
+        note += f"; {result.failed} answered not 2xx"
+    if result.socket_errors:
+        note += f"; {result.socket_errors} socket errors"
+    return note
+
+
+LABELS = {
+    "a": "(a) upstream direct",
+    "b": "(b) nginx proxy_pass",
+    "c": "(c) naive aiohttp proxy",
+    "d": "(d) sidecar public path",
+    "e": "(e) sidecar signed in, memory store",
+    "f": "(f) sidecar signed in, Redis store",
+    "g": "(g) sidecar WebSocket echo",
+    "signin": "sign-in callbacks (memory store)",
+    "upload": "peak RSS upload",
+    "download": "peak RSS download",
+    "idle": "RSS with idle keep-alive conns",
+}
+
+
+async def check_redis(url: str) -> str | None:
+    """None when Redis answers (and its benchmark database is now empty), else why not."""
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:
+        return "redis-py not installed"
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        await client.ping()
+        await client.flushdb()
+    except Exception as exc:  # the reason shows in the skipped row
+        return f"Redis not reachable at {url}: {exc}"
+    finally:
+        await client.aclose()
+    return None
+
+
+async def _started(coro: Awaitable[Child]) -> Child | Exception:
+    try:
+        return await coro
+    except Exception as exc:  # reported by the rows that need this process
+        return exc
+
+
+def median_round(rows: Sequence[Row]) -> Row:
+    """The round with the median rate, its note telling the spread; FAILED if any round was."""
+    failed = [row for row in rows if row.failed]
+    if failed or len(rows) == 1:
+        return failed[0] if failed else rows[0]
+    ranked = sorted(rows, key=lambda row: row.value or 0.0)
+    middle = ranked[(len(ranked) - 1) // 2]
+    low, high = ranked[0].value or 0.0, ranked[-1].value or 0.0
+    return replace(
+        middle,
+        errors=sum(row.errors or 0 for row in rows),
+        note=f"median of {len(rows)} rounds ({low:,.0f}-{high:,.0f}); {middle.note}",
+    )
+
+
+@dataclass
+class Bench:
+    """One run: the settings, the processes of the stack, and the rows measured so far."""
+
+    settings: Settings
+    tool: str
+    stack: Stack
+    report: Report
+    processes: dict[str, Child | Exception] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    async def start(self, nginx: str | None, redis_url: str | None) -> None:
+        """Starts the proxies under test at once (their start-up overlaps)."""
+        starts: dict[str, Awaitable[Child]] = {
+            "naive": self.stack.start_naive_proxy(),
+            "memory": self.stack.start_sidecar("sidecar-memory"),
+            "stream": self.stack.start_sidecar("sidecar-stream"),
+            "idle": self.stack.start_sidecar("sidecar-idle"),
+        }
+        if nginx:
+            starts["nginx"] = self.stack.start_nginx(nginx)
+        if redis_url:
+            starts["redis"] = self.stack.start_sidecar("sidecar-redis", redis_url=redis_url)
+        done = await asyncio.gather(*(_started(c) for c in starts.values()))
+        self.processes = dict(zip(starts, done, strict=True))
+
+    def child(self, name: str) -> Child:
+        found = self.processes[name]
+        if isinstance(found, Exception):
+            raise RuntimeError(f"{name} did not start: {found}") from found
+        return found
+
+    async def cookie(self, name: str) -> str:
+        """The session cookie of `alice`, signed up on that sidecar (once)."""
+        if name not in self.cookies:
+            self.cookies[name] = await self.stack.sign_up(self.child(name))
+        return self.cookies[name]
+
+    async def attempt(self, key: str, make: Callable[[], Awaitable[Row | list[Row]]]) -> list[Row]:
+        """One measurement; a failure becomes a FAILED row instead of ending the run."""
+        label = LABELS[key]
+        progress(f"running {label} ...")
+        try:
+            made = await make()
+        except Exception as exc:  # any failure becomes a FAILED row
+            note = f"FAILED: {type(exc).__name__}: {exc}"[:300]
+            made = Row(key, label, note=note, failed=True)
+        rows = made if isinstance(made, list) else [made]
+        for row in rows:
+            progress(f"  {row.label}: {_fmt_value(row)} {row.unit} {row.note}".rstrip())
+        return rows
+
+    async def run(self, key: str, make: Callable[[], Awaitable[Row | list[Row]]]) -> None:
+        self.report.rows += await self.attempt(key, make)
+
+    def skip(self, key: str, reason: str) -> None:
+        self.report.rows.append(Row(key, LABELS[key], note=f"skipped: {reason}"))
+
+    # ---- the rows ---------------------------------------------------------------------
+
+    async def http(
+        self, key: str, proxy: str | None, path: str, *, signed_in: bool, warmup: bool
+    ) -> Row:
+        """(a)-(f): HTTP load on `proxy` (None: the upstream itself)."""
+        target = self.stack.upstream if proxy is None else self.child(proxy)
+        url = f"http://127.0.0.1:{target.port}{path}"
+        headers = {"Host": SSO_HOST}
+        if signed_in:
+            assert proxy is not None
+            headers["Cookie"] = await self.cookie(proxy)
+        await _preflight(url, headers)
+        settings = self.settings
+
+        def load(duration: int) -> Awaitable[LoadResult]:
+            return run_http_load(
+                url,
+                headers,
+                duration=duration,
+                connections=settings.connections,
+                threads=settings.threads,
+                tool=self.tool,
+            )
+
+        if warmup and settings.warmup:
+            await load(settings.warmup)
+        result, cpu = await _measured(
+            target.pids if proxy else [], self.stack.upstream.pids, load(settings.duration)
+        )
+        return Row(
+            key,
+            LABELS[key],
+            result.rate,
+            "req/s",
+            result.p50_ms,
+            result.p99_ms,
+            result.errors,
+            cpu.proxy,
+            cpu.upstream,
+            cpu.client,
+            note=_load_note(result),
+        )
+
+    async def websocket(self) -> Row:
+        """(g): echo round trips through the sidecar to the desk's /ws."""
+        sidecar = self.child("memory")
+        url = f"http://127.0.0.1:{sidecar.port}/ws"
+        headers = {"Host": DESK_HOST}
+        connections = self.settings.connections
+
+        def load(duration: int) -> Awaitable[LoadResult]:
+            return websocket_echo(url, headers, duration=duration, connections=connections)
+
+        if self.settings.warmup:
+            await load(1)
+        result, cpu = await _measured(
+            sidecar.pids, self.stack.services.pids, load(self.settings.duration)
+        )
+        return Row(
+            "g",
+            LABELS["g"],
+            result.rate,
+            "msg/s",
+            result.p50_ms,
+            result.p99_ms,
+            result.errors,
+            cpu.proxy,
+            cpu.upstream,
+            cpu.client,
+            note=f"round trips to the desk's /ws on {connections} sockets "
+            "(SSO-less tenant; upstream CPU = emulator+desk process)",
+        )
+
+    async def signin(self) -> Row:
+        """Complete sign-ins: /.sso/login, the emulator's authorize, /.sso/callback."""
+        sidecar = self.child("memory")
+        await self.cookie("memory")  # alice has an account: callbacks land on the desk
+        concurrency = self.settings.signin_concurrency
+
+        def load(duration: int) -> Awaitable[LoginResult]:
+            return login_loop(
+                sidecar_url=f"http://127.0.0.1:{sidecar.port}",
+                host=SSO_HOST,
+                user=USER,
+                duration=duration,
+                concurrency=concurrency,
+            )
+
+        if self.settings.warmup:
+            await load(1)
+        result, cpu = await _measured(
+            sidecar.pids, self.stack.services.pids, load(self.settings.duration)
+        )
+        return Row(
+            "signin",
+            LABELS["signin"],
+            result.rate,
+            "logins/s",
+            result.callback_p50_ms,
+            result.callback_p99_ms,
+            result.errors,
+            cpu.proxy,
+            cpu.upstream,
+            cpu.client,
+            note=f"{concurrency} browsers; p50/p99 of /.sso/callback; whole login p50 "
+            f"{result.login_p50_ms:.1f} ms; upstream CPU = emulator",
+        )
+
+    async def streams(self) -> list[Row]:
+        """Peak RSS of a fresh sidecar while an upload, then a download, streams through."""
+        sidecar = self.child("stream")
+        results = await stream_peaks(
+            sidecar_url=f"http://127.0.0.1:{sidecar.port}",
+            host=DESK_HOST,
+            pid=sidecar.pid,
+            size_mib=self.settings.stream_mib,
+        )
+        return [
+            Row(
+                result.direction,
+                LABELS[result.direction],
+                result.peak_kib / 1024,
+                "MiB",
+                note=f"{result.size_mib} MiB at {result.mib_per_s:.0f} MiB/s; "
+                f"+{(result.peak_kib - result.rest_kib) / 1024:.1f} MiB over "
+                f"{result.rest_kib / 1024:.1f} MiB before",
+            )
+            for result in results
+        ]
+
+    async def idle(self, count: int) -> Row:
+        """RSS of a fresh sidecar holding `count` idle keep-alive connections."""
+        sidecar = self.child("idle")
+        result = await idle_connections(
+            port=sidecar.port, host=SSO_HOST, path=PUBLIC_PATH, pid=sidecar.pid, count=count
+        )
+        return Row(
+            "idle",
+            LABELS["idle"],
+            result.loaded_kib / 1024,
+            "MiB",
+            errors=result.wanted - result.opened,
+            note=f"{result.opened} of {result.wanted} open (one {PUBLIC_PATH} each); "
+            f"{result.rest_kib / 1024:.1f} MiB at rest; "
+            f"{result.kib_per_connection:.1f} KiB/connection; opened in "
+            f"{result.seconds_to_open:.1f} s",
+        )
+
+    def log_tails(self) -> None:
+        for found in self.processes.values():
+            if isinstance(found, Child):
+                progress(f"--- {found.name} log (tail) ---\n{found.log_tail(15)}")
+
+
+async def measure(settings: Settings, tool: str, nginx: str | None, report: Report) -> None:
+    idle = settings.idle
+    nofile = raise_nofile_limit(max(4096, 2 * idle + 1024))
+    if nofile < idle + 512:
+        idle = max(0, nofile - 512)
+        progress(f"RLIMIT_NOFILE is {nofile}: measuring {idle} idle connections")
+    redis_problem = await check_redis(settings.redis_url)
+    with contextlib.ExitStack() as cleanup:
+        if settings.workdir:
+            workdir = Path(settings.workdir)
+            workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            workdir = Path(
+                cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tlsso-bench-"))
+            )
+        progress(f"starting processes (logs in {workdir}) ...")
+        async with open_stack(workdir) as stack:
+            bench = Bench(settings, tool, stack, report)
+            await bench.start(nginx, None if redis_problem else settings.redis_url)
+            # (a)-(f) in rounds, interleaved, so that drift on a shared machine hits every
+            # row alike; each row shows its median round.
+            plan: list[tuple[str, str | None, str, bool]] = [
+                ("a", None, PRIVATE_PATH, False),
+                ("b", "nginx", PRIVATE_PATH, False),
+                ("c", "naive", PRIVATE_PATH, False),
+                ("d", "memory", PUBLIC_PATH, False),
+                ("e", "memory", PRIVATE_PATH, True),
+                ("f", "redis", PRIVATE_PATH, True),
+            ]
+            skipped = {"b": "nginx not installed (apt-get install nginx)"} if not nginx else {}
+            if redis_problem:
+                skipped["f"] = redis_problem
+            rounds: dict[str, list[Row]] = {key: [] for key, *_ in plan}
+            for number in range(settings.rounds):
+                if settings.rounds > 1:
+                    progress(f"round {number + 1} of {settings.rounds}")
+                for key, proxy, path, signed_in in plan:
+                    if key not in skipped:
+                        rounds[key] += await bench.attempt(
+                            key,
+                            functools.partial(
+                                bench.http,
+                                key,
+                                proxy,
+                                path,
+                                signed_in=signed_in,
+                                warmup=number == 0,
+                            ),
+                        )
+            for key, *_ in plan:
+                if key in skipped:
+                    bench.skip(key, skipped[key])
+                else:
+                    report.rows.append(median_round(rounds[key]))
+            await bench.run("g", bench.websocket)
+            await bench.run("signin", bench.signin)
+            await bench.run("upload", bench.streams)
+            await bench.run("idle", lambda: bench.idle(idle))
+            if any(row.failed for row in report.rows):
+                bench.log_tails()
+    if redis_problem is None:
+        await check_redis(settings.redis_url)  # empties the benchmark database again
+
+
+# ---- output -------------------------------------------------------------------------------
+
+
+def _fmt(value: float | int | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:,.{digits}f}"
+
+
+def _fmt_value(row: Row) -> str:
+    if row.value is None:
+        return "-"
+    return _fmt(row.value, 0 if row.value >= 100 else 1)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def table(rows: Sequence[Row]) -> list[str]:
+    header = (
+        "row",
+        "value",
+        "unit",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "CPU proxy",
+        "CPU upstr.",
+        "CPU client",
+        "notes",
+    )
+    body = [
+        (
+            row.label,
+            _fmt_value(row),
+            row.unit,
+            _fmt(row.p50_ms, 2),
+            _fmt(row.p99_ms, 2),
+            _fmt(row.errors),
+            _pct(row.cpu_proxy),
+            _pct(row.cpu_upstream),
+            _pct(row.cpu_client),
+            row.note,
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header) - 1)]
+    right = {1, 3, 4, 5, 6, 7, 8}
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(cells[:-1])
+        ]
+        return "  ".join([*parts, cells[-1]]).rstrip()
+
+    rule = "-" * (sum(widths) + 2 * len(widths) + 5)
+    return [line(header), rule, *(line(cells) for cells in body), rule]
+
+
+RATIOS = (
+    ("e", "c", "signed-in sidecar (memory) vs naive aiohttp proxy"),
+    ("f", "c", "signed-in sidecar (Redis) vs naive aiohttp proxy"),
+    ("e", "d", "signed-in (memory) vs public path, same sidecar"),
+    ("d", "b", "sidecar public path vs nginx"),
+)
+
+
+def ratio_lines(report: Report) -> list[str]:
+    lines = ["ratios of req/s:"]
+    for top, bottom, meaning in RATIOS:
+        a, b = report.value(top), report.value(bottom)
+        shown = f"{a / b:.2f}" if a is not None and b else "n/a"
+        lines.append(f"  ({top})/({bottom}) = {shown:>5}   {meaning}")
+    return lines
+
+
+async def main(settings: Settings) -> int:
+    tool = settings.loadgen
+    if tool == "auto":
+        tool = "wrk" if wrk_path() else "aiohttp"
+    elif tool == "wrk" and not wrk_path():
+        progress("wrk is not installed (apt-get install wrk)")
+        return 2
+    nginx = nginx_path()
+    report = Report()
+    await measure(settings, tool, nginx, report)
+    out = [
+        "ticketlog-sso benchmark"
+        + (" (--quick: tiny numbers, not for comparison)" if settings.quick else ""),
+        *machine_lines(settings, tool, nginx),
+        "",
+        *table(report.rows),
+        *ratio_lines(report),
+    ]
+    print("\n".join(out), flush=True)
+    return 1 if any(row.failed for row in report.rows) else 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--duration", type=int, help="seconds per row (default 10; quick 1)")
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds of rows (a)-(f), median shown (default 3)"
+    )
+    parser.add_argument("--warmup", type=int, help="warm-up seconds per row (default 2; quick 0)")
+    parser.add_argument(
+        "--connections", type=int, help="concurrent connections (default 50; quick 10)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument(
+        "--signin-concurrency", type=int, default=8, help="browsers signing in at once (default 8)"
+    )
+    parser.add_argument("--stream-mib", type=int, help="MiB per stream (default 1024; quick 10)")
+    parser.add_argument("--idle", type=int, help="idle connections (default 10000; quick 100)")
+    parser.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "aiohttp"),
+        default="auto",
+        help="default: wrk if installed",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny numbers; under a minute")
+    parser.add_argument(
+        "--redis-url", default=REDIS_URL, help=f"emptied before and after (default {REDIS_URL})"
+    )
+    parser.add_argument(
+        "--workdir", help="keep configs and every process's log here (default: a temporary dir)"
+    )
+    return Settings.from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(run_loop(main(parse_args())))

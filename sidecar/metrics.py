@@ -12,9 +12,25 @@ REQUESTS = Counter(
     ["tenant", "method", "status_class"],
     registry=REGISTRY,
 )
-IN_FLIGHT = Gauge(
+
+
+class _InFlight:
+    """Requests being handled now: a plain counter read at scrape time (no lock per request)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def inc(self) -> None:
+        self.count += 1
+
+    def dec(self) -> None:
+        self.count -= 1
+
+
+IN_FLIGHT = _InFlight()
+Gauge(
     "ticketlog_sso_in_flight_requests", "Requests being handled now", registry=REGISTRY
-)
+).set_function(lambda: IN_FLIGHT.count)
 UPSTREAM_LATENCY = Histogram(
     "ticketlog_sso_upstream_response_seconds",
     "Time until the desk's response headers arrived",

@@ -54,10 +54,10 @@ def normalized_path(raw_path: str) -> str | None:
     # than guess which decoding the desk applies.
     if "%" in decoded or "\\" in decoded or "\x00" in decoded:
         return None
-    resolved = remove_dot_segments(decoded)
-    if resolved != decoded:
+    # SECURITY: a path that dot-segment removal would change is never matched.
+    if "/." in decoded and remove_dot_segments(decoded) != decoded:
         return None
-    return resolved
+    return decoded
 
 
 def matches_prefix(raw_path: str, prefixes: tuple[str, ...]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -103,7 +104,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     assert ctx.tenant is not None
     session = request.app[UPSTREAM_SESSION]
     headers = _forwarding_headers(ctx, request)
-    url = ctx.tenant.upstream.join(URL(ctx.target, encoded=True))
+    url = URL(ctx.tenant.upstream_origin + ctx.target, encoded=True)
     if _is_websocket(request):
         return await _proxy_websocket(request, ctx, session, url, headers)
     started = time.monotonic()
@@ -118,31 +119,93 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return _failure(request, ctx, exc)
     ctx.upstream_seconds = time.monotonic() - started
-    metrics.UPSTREAM_LATENCY.labels(ctx.tenant.host).observe(ctx.upstream_seconds)
+    latency_histogram(ctx.tenant.host).observe(ctx.upstream_seconds)
     try:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        response.headers.extend(end_to_end(upstream.headers))
-        response.headers.extend(ctx.response_headers)
-        await response.prepare(request)
-        try:
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            # Headers are gone already: the only honest signal left is a cut connection.
-            logs.error(
-                "stream_interrupted",
-                request_id=ctx.request_id,
-                tenant=ctx.tenant.host,
-                kind=type(exc).__name__,
-            )
-            metrics.UPSTREAM_ERRORS.labels(ctx.tenant.host, "stream_interrupted").inc()
-            if request.transport is not None:
-                request.transport.close()
-            return response
-        await response.write_eof()
-        return response
+        headers_out = end_to_end(upstream.headers)
+        headers_out.extend(ctx.response_headers)
+        length = upstream.content_length
+        if length is not None and length <= SMALL_BODY and _has_body(request, upstream.status):
+            return await _small_response(request, ctx, upstream, headers_out)
+        return await _streamed_response(request, ctx, upstream, headers_out)
     finally:
         upstream.release()
+
+
+# Bodies up to this size with a Content-Length are read whole and answered in one write:
+# most desk pages and API answers. Larger or unsized bodies stream chunk by chunk.
+SMALL_BODY = 64 * 1024
+
+
+def _has_body(request: web.Request, status: int) -> bool:
+    return request.method != "HEAD" and status not in (204, 304) and status >= 200
+
+
+async def _small_response(
+    request: web.Request,
+    ctx: RequestScope,
+    upstream: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
+) -> web.StreamResponse:
+    try:
+        body = await upstream.read()
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return _failure(request, ctx, exc)  # nothing was sent yet: a clean 502/504
+    headers.popall("Content-Length", None)
+    response = web.Response(status=upstream.status, reason=upstream.reason, body=body)
+    had_type = "Content-Type" in headers
+    response.headers.extend(headers)
+    if not had_type:
+        # Stay transparent: no Content-Type the desk did not send.
+        response.headers.popall("Content-Type", None)
+    return response
+
+
+async def _streamed_response(
+    request: web.Request,
+    ctx: RequestScope,
+    upstream: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
+) -> web.StreamResponse:
+    assert ctx.tenant is not None
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    response.headers.extend(headers)
+    try:
+        await response.prepare(request)
+        while True:
+            try:
+                chunk = await upstream.content.readany()
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                # The desk failed mid-body. Headers are gone already: the only honest
+                # signal left to the client is a cut connection.
+                logs.error(
+                    "stream_interrupted",
+                    request_id=ctx.request_id,
+                    tenant=ctx.tenant.host,
+                    kind=type(exc).__name__,
+                )
+                metrics.UPSTREAM_ERRORS.labels(ctx.tenant.host, "stream_interrupted").inc()
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            if not chunk:
+                break
+            await response.write(chunk)
+        await response.write_eof()
+    except ConnectionResetError:
+        # The client went away (closed the tab, cancelled the download): not a desk
+        # error and not ours; the access log line says so.
+        ctx.log_fields["client_disconnected"] = True
+    return response
+
+
+_LATENCY: dict[str, Any] = {}
+
+
+def latency_histogram(tenant: str) -> Any:
+    child = _LATENCY.get(tenant)
+    if child is None:
+        child = _LATENCY[tenant] = metrics.UPSTREAM_LATENCY.labels(tenant)
+    return child
 
 
 async def _proxy_websocket(

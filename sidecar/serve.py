@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar import logs
+from sidecar.access_log import ACCESS_LOG
 from sidecar.admin import build_admin_app
 from sidecar.app import build_public_app
 from sidecar.http_errors import QuietAppRunner
@@ -103,4 +104,5 @@ async def serve_until_signalled(
     runtime.draining = True
     logs.event("draining", grace_seconds=runtime.config.server.shutdown_grace)
     await listeners.close()
+    ACCESS_LOG.flush()
     logs.event("stopped")

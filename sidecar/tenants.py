@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from yarl import URL
@@ -25,6 +26,10 @@ class RequestHost:
     port: str | None
 
 
+_PARSED: dict[str, RequestHost] = {}
+_PARSED_MAX = 4096
+
+
 def parse_host(values: list[str]) -> RequestHost:
     """Parse the Host header values of one request.
 
@@ -34,6 +39,9 @@ def parse_host(values: list[str]) -> RequestHost:
     """
     if len(values) != 1:
         raise BadHost("missing Host header" if not values else "repeated Host header")
+    known = _PARSED.get(values[0])
+    if known is not None:  # the same few Host values arrive again and again
+        return known
     value = values[0].strip()
     match = _HOST_HEADER.match(value)
     if not value or not match:
@@ -41,10 +49,13 @@ def parse_host(values: list[str]) -> RequestHost:
     name = normalize_host(match.group(1))
     if not name or name.startswith(".") or name.endswith(".") or ".." in name:
         raise BadHost("malformed Host header")
-    return RequestHost(name=name, port=match.group(2))
+    parsed = RequestHost(name=name, port=match.group(2))
+    if len(_PARSED) < _PARSED_MAX:
+        _PARSED[values[0]] = parsed
+    return parsed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Tenant:
     """One desk: its configuration plus what is derived from it once, not per request."""
 
@@ -56,6 +67,11 @@ class Tenant:
     @property
     def host(self) -> str:
         return self.config.host
+
+    @cached_property
+    def upstream_origin(self) -> str:
+        """scheme://host[:port] of the desk: request targets are appended to it as they are."""
+        return str(self.upstream.origin())
 
     @property
     def has_sso(self) -> bool:

@@ -49,16 +49,26 @@ class Identity:
 
 
 class AssertionSigner:
+    """Signs assertions and builds the desk's header set, both reused for a minute."""
+
     def __init__(self, keys: DerivedKeys) -> None:
         self._keys = keys
-        self._cache: OrderedDict[tuple[object, ...], tuple[float, str]] = OrderedDict()
+        self._cache: OrderedDict[tuple[object, ...], tuple[float, CIMultiDict[str]]] = OrderedDict()
 
-    def assertion(self, identity: Identity, *, issuer: str, audience: str) -> str:
+    def headers(self, identity: Identity, *, issuer: str, audience: str) -> CIMultiDict[str]:
+        """The identity headers with a fresh enough assertion (the caller must not edit them)."""
         now = time.time()
         cache_key = (identity, issuer, audience)
         cached = self._cache.get(cache_key)
         if cached is not None and now - cached[0] < REUSE_FOR:
             return cached[1]
+        built = identity_headers(identity, self._sign(identity, issuer, audience, now))
+        self._cache[cache_key] = (now, built)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return built
+
+    def _sign(self, identity: Identity, issuer: str, audience: str, now: float) -> str:
         issued = int(now)
         claims = {
             "iss": issuer,
@@ -74,11 +84,7 @@ class AssertionSigner:
             "exp": issued + ASSERTION_LIFETIME,
         }
         key = self._keys.active_signing_key
-        token = jwt.encode({"alg": "ES256", "typ": "JWT", "kid": key.kid}, claims, key)
-        self._cache[cache_key] = (now, token)
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return token
+        return jwt.encode({"alg": "ES256", "typ": "JWT", "kid": key.kid}, claims, key)
 
 
 def identity_headers(identity: Identity, assertion: str) -> CIMultiDict[str]:

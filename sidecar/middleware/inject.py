@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sidecar.auth.identity import AssertionSigner, identity_headers
+from sidecar.auth.identity import AssertionSigner
 from sidecar.scope import SCOPE
 
 
@@ -15,10 +15,11 @@ def inject_middleware(*, signer: AssertionSigner) -> Middleware:
         ctx = request[SCOPE]
         assert ctx.tenant is not None
         if ctx.identity is not None:
-            assertion = signer.assertion(
-                ctx.identity, issuer=f"{ctx.public_origin}/.sso", audience=ctx.tenant.host
+            ctx.upstream_headers.extend(
+                signer.headers(
+                    ctx.identity, issuer=f"{ctx.public_origin}/.sso", audience=ctx.tenant.host
+                )
             )
-            ctx.upstream_headers.extend(identity_headers(ctx.identity, assertion))
         return await handler(request)
 
     return inject

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from yarl import URL
 
 from sidecar import logs, metrics
+from sidecar.access_log import ACCESS_LOG
 from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID
+from sidecar.metrics import IN_FLIGHT
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.store import StoreUnavailable
@@ -52,6 +56,28 @@ def origin_form(raw_target: str) -> str:
     return url.raw_path_qs if url.is_absolute() else "/"
 
 
+# Request ids: a random per-process prefix and a counter. Unique across replicas and
+# restarts in practice, and without the system call uuid4() makes per request.
+_ID_PREFIX = secrets.token_hex(6)
+_ids = itertools.count(1)
+
+
+def next_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids):010x}"
+
+
+_REQUEST_COUNTERS: dict[tuple[str, str, int], Any] = {}
+
+
+def requests_counter(tenant: str, method: str, status: int) -> Any:
+    """The labelled counter child, looked up once per label set (labels() is slow)."""
+    key = (tenant, method, status // 100)
+    child = _REQUEST_COUNTERS.get(key)
+    if child is None:
+        child = _REQUEST_COUNTERS[key] = metrics.REQUESTS.labels(tenant, method, f"{key[2]}xx")
+    return child
+
+
 def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
     @web.middleware
     async def scope(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -64,9 +90,9 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             proto = request.headers.get(FORWARDED_PROTO, "").split(",")[-1].strip().lower()
             scheme = proto if proto in ("http", "https") else request.scheme
             given_id = request.headers.get(REQUEST_ID, "")
-            request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex
+            request_id = given_id if _REQUEST_ID.match(given_id) else next_request_id()
         else:
-            client_ip, scheme, request_id = peer, request.scheme, uuid.uuid4().hex
+            client_ip, scheme, request_id = peer, request.scheme, next_request_id()
         ctx = RequestScope(
             request_id=request_id,
             client_ip=client_ip,
@@ -76,7 +102,7 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             target=origin_form(request.raw_path),
         )
         request[SCOPE] = ctx
-        metrics.IN_FLIGHT.inc()
+        IN_FLIGHT.inc()
         status = 500
         response: web.StreamResponse | None = None
         try:
@@ -112,24 +138,24 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             )
             return response
         finally:
-            metrics.IN_FLIGHT.dec()
+            IN_FLIGHT.dec()
             tenant = ctx.tenant.host if ctx.tenant else "-"
-            metrics.REQUESTS.labels(tenant, request.method, f"{status // 100}xx").inc()
+            requests_counter(tenant, request.method, status).inc()
             duration = time.monotonic() - ctx.started
-            logs.event(
-                "request",
-                request_id=request_id,
-                tenant=tenant,
-                method=request.method,
-                path=ctx.target.split("?", 1)[0][:512],
-                status=status,
-                bytes=getattr(response, "body_length", 0) if response is not None else 0,
-                duration_ms=round(duration * 1000, 2),
-                upstream_ms=round(ctx.upstream_seconds * 1000, 2)
-                if ctx.upstream_seconds is not None
-                else None,
-                client_ip=client_ip,
-                **ctx.log_fields,
+            upstream = ctx.upstream_seconds
+            ACCESS_LOG.write(
+                {
+                    "request_id": request_id,
+                    "tenant": tenant,
+                    "method": request.method,
+                    "path": ctx.target.split("?", 1)[0][:512],
+                    "status": status,
+                    "bytes": getattr(response, "body_length", 0) if response is not None else 0,
+                    "duration_ms": round(duration * 1000, 2),
+                    "upstream_ms": round(upstream * 1000, 2) if upstream is not None else None,
+                    "client_ip": client_ip,
+                    **ctx.log_fields,
+                }
             )
 
     return scope

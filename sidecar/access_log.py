@@ -1,0 +1,62 @@
+"""The per-request access log: one JSON line a request, written in batches.
+
+The profile of the authenticated path showed the logging module plus one
+`write` to stderr per request as the largest cost the sidecar adds (about an
+eighth of a request). Lines are formatted here with one `json.dumps` and
+written together when 256 are waiting or 200 ms after the first, so at most
+200 ms of lines is lost if the process is killed outright; `flush()` runs at
+shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+_BATCH = 256
+_DELAY = 0.2
+
+
+class AccessLog:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # strftime once a second, not once a request
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+
+    def write(self, fields: dict[str, Any]) -> None:
+        entry = {"time": self._time(), "level": "info", "event": "request", **fields}
+        self._lines.append(json.dumps(entry, ensure_ascii=False, default=str))
+        if len(self._lines) >= _BATCH:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(_DELAY, self.flush)
+            except RuntimeError:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        stream = self._stream or sys.stderr
+        stream.write("\n".join(self._lines) + "\n")
+        stream.flush()
+        self._lines.clear()
+
+
+ACCESS_LOG = AccessLog()

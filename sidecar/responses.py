@@ -58,7 +58,6 @@ def error_response(
     request_id: str | None = None,
     action_url: str | None = None,
     action_label: str | None = None,
-    extra: dict[str, Any] | None = None,
     force_html: bool = False,
 ) -> web.Response:
     """An error as a page for a browser navigation, as JSON for everything else."""
@@ -75,8 +74,6 @@ def error_response(
     payload: dict[str, Any] = {"error": error, "message": message}
     if request_id:
         payload["request_id"] = request_id
-    if extra:
-        payload.update(extra)
     return json_response(payload, status=status)
 
 

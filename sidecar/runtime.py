@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
@@ -114,7 +114,6 @@ def build_sso_services(
             ),
             keys.code_hash_key,
         ),
-        signup=signup,
         mailer=mailer or default_mailer,
         mail_from=mail_from,
         signer=AssertionSigner(keys),
@@ -132,7 +131,6 @@ class Runtime:
     sso: SsoServices
     draining: bool = False
     config_path: str | None = None
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 def make_idp_session() -> aiohttp.ClientSession:

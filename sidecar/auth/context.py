@@ -10,7 +10,6 @@ from aiohttp import web
 
 from sidecar.auth.cache import SignInCache
 from sidecar.auth.identity import AssertionSigner
-from sidecar.config.model import SignupConfig
 from sidecar.keys import DerivedKeys
 from sidecar.sessions.sessions import SessionManager
 from sidecar.sessions.store import Store
@@ -24,7 +23,6 @@ class SsoServices:
     sessions: SessionManager
     accounts: AccountStore
     codes: VerificationCodes
-    signup: SignupConfig
     mailer: Mailer
     mail_from: str
     signer: AssertionSigner

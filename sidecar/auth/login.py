@@ -153,7 +153,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _single_params(request: web.Request, params: Any) -> dict[str, str] | None:
+def _single_params(params: Any) -> dict[str, str] | None:
     """The callback's parameters, or None when one is repeated (parameter pollution)."""
     out: dict[str, str] = {}
     for key in params:
@@ -171,7 +171,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     provider = _provider(ctx.tenant)
     host = ctx.tenant.host
     raw = request.query if request.method == "GET" else await request.post()
-    params = _single_params(request, raw)
+    params = _single_params(raw)
     if params is None:
         return _bad_callback(request, ctx, "repeated_parameter")
     state = params.get("state", "")

@@ -45,7 +45,7 @@ def _signup_url(rd: str) -> str:
     return "/.sso/signup?rd=" + quote(rd, safe="/")
 
 
-async def _render(
+async def render_signup(
     request: web.Request,
     state: SignInState,
     rd: str,
@@ -134,7 +134,7 @@ async def signup_page(request: web.Request) -> web.StreamResponse:
         return refused
     if not _needs_signup(state):
         return redirect(rd, 303)
-    return await _render(request, state, rd)
+    return await render_signup(request, state, rd)
 
 
 async def send_code(request: web.Request) -> web.StreamResponse:
@@ -159,11 +159,11 @@ async def send_code(request: web.Request) -> web.StreamResponse:
         try:
             email = normalize_typed_email(str(form.get("email", "")))
         except InvalidEmail as exc:
-            return await _render(request, state, rd, status=400, error=exc.message)
+            return await render_signup(request, state, rd, status=400, error=exc.message)
     allowed = ctx.tenant.config.allowed_email_domains
     if not domain_allowed(email, allowed):
         message = "Please use your work address at " + ", ".join(allowed) + "."
-        return await _render(request, state, rd, status=400, error=message, typed_email=email)
+        return await render_signup(request, state, rd, status=400, error=message, typed_email=email)
 
     async def deliver(issued: IssuedCode) -> None:
         message = build_verification_message(
@@ -196,7 +196,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
         wait = (
             f"{int(exc.retry_after) + 1} seconds" if exc.retry_after < 120 else f"{minutes} minutes"
         )
-        return await _render(
+        return await render_signup(
             request,
             state,
             rd,
@@ -213,7 +213,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
             user=session.user_key,
             reason=str(exc),
         )
-        return await _render(
+        return await render_signup(
             request,
             state,
             rd,
@@ -252,7 +252,7 @@ async def verify(request: web.Request) -> web.StreamResponse:
     if result.outcome == "locked":
         metrics.LOCKOUTS.labels(host).inc()
         logs.warning("verification_lockout", **audit)
-        return await _render(
+        return await render_signup(
             request,
             state,
             rd,
@@ -263,11 +263,11 @@ async def verify(request: web.Request) -> web.StreamResponse:
         logs.warning("verification_failed", attempts_left=result.attempts_left, **audit)
         left = result.attempts_left
         tries = f" You have {left} {'try' if left == 1 else 'tries'} left." if left else ""
-        return await _render(
+        return await render_signup(
             request, state, rd, status=400, error="That code is not right." + tries
         )
     logs.warning("verification_failed", reason="expired_or_missing", **audit)
-    return await _render(
+    return await render_signup(
         request, state, rd, status=400, error="That code has expired. Please send a new one."
     )
 

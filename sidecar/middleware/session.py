@@ -8,14 +8,14 @@ tenants skip both steps.
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.auth.login import login_url
 from sidecar.auth.logout import end_session
+from sidecar.auth.redirects import safe_redirect_target
 from sidecar.auth.resolve import sign_in_state
+from sidecar.auth.signup_routes import render_signup
 from sidecar.paths import matches_prefix
 from sidecar.responses import is_navigation, json_response, redirect
 from sidecar.scope import SCOPE
@@ -40,8 +40,8 @@ def session_middleware() -> Middleware:
             # A changed email claim holds navigations at the screen until the new address
             # is verified; other requests keep the verified address meanwhile.
             if is_navigation(request):
-                signup = f"{SIGNUP_PATH}?rd={quote(ctx.target, safe='/')}"
-                return redirect(signup)
+                # The contract: a navigation gets the signup screen itself, here.
+                return await render_signup(request, state, safe_redirect_target(ctx.target))
             return json_response(
                 {"error": "signup_required", "signup_url": SIGNUP_PATH}, status=403
             )

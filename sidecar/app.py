@@ -22,6 +22,8 @@ OWN_ROUTE_MAX_BODY = 64 * 1024
 
 SSO_ROUTES: Routes = {
     "/.sso/login": {"GET": login.login},
+    # POST is the contract's form_post form; the sidecar itself asks for response_mode=query,
+    # because Entra's cross-site form POST would not carry the SameSite=Lax login cookie.
     "/.sso/callback": {"GET": login.callback, "POST": login.callback},
     "/.sso/signup": {"GET": signup_routes.signup_page, "POST": signup_routes.send_code},
     "/.sso/verify": {"POST": signup_routes.verify},

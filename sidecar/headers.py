@@ -45,7 +45,17 @@ def canonical(name: str) -> str:
 # `X_TicketLog_User` onto the same variable as `X-TicketLog-User`
 # (oauth2-proxy CVE-2025-64484). Forwarding headers are rebuilt by the proxy.
 CLIENT_MAY_NOT_SEND = frozenset(
-    canonical(n) for n in (*IDENTITY_HEADERS, FORWARDED_FOR, FORWARDED_PROTO, FORWARDED_HOST)
+    canonical(n)
+    for n in (
+        *IDENTITY_HEADERS,
+        FORWARDED_FOR,
+        FORWARDED_PROTO,
+        FORWARDED_HOST,
+        # Other spellings of the same facts (RFC 7239, nginx): the desk must not read a
+        # client's claim through them either.
+        "Forwarded",
+        "X-Real-IP",
+    )
 )
 
 
@@ -80,3 +90,11 @@ def encode_header_value(value: str) -> str:
     if value.isascii() and value.isprintable() and "%" not in value:
         return value
     return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in value.encode("utf-8"))
+
+
+def last_listed(headers: CIMultiDictProxy[str] | CIMultiDict[str], name: str) -> str:
+    """The right-most entry of a comma-list header over all its lines: the one the
+    nearest (trusted) proxy wrote. Entries further left may come from the client."""
+    entries = [e.strip() for line in headers.getall(name, ()) for e in line.split(",")]
+    entries = [e for e in entries if e]
+    return entries[-1] if entries else ""

@@ -63,7 +63,6 @@ class DerivedKeys:
         if not secrets:
             raise ValueError("at least one secret key is needed")
         self._macs = [_derive(s, "session-cookie/hmac") for s in secrets]
-        self.csrf_key = _derive(secrets[0], "csrf/hmac")
         self._csrf_keys = [_derive(s, "csrf/hmac") for s in secrets]
         self.code_hash_key = _derive(secrets[0], "signup-code/hmac")
         self.login_box = SecretBox(
@@ -108,7 +107,7 @@ class DerivedKeys:
 
     def csrf_token(self, bound_to: str) -> str:
         """A CSRF token bound to the session (OWASP: synchronizer token, HMAC-based)."""
-        mac = hmac.new(self.csrf_key, bound_to.encode(), hashlib.sha256).digest()
+        mac = hmac.new(self._csrf_keys[0], bound_to.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def csrf_valid(self, bound_to: str, token: str) -> bool:

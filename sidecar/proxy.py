@@ -54,14 +54,14 @@ def _forwarding_headers(ctx: RequestScope, request: web.Request) -> CIMultiDict[
     headers = ctx.upstream_headers
     peer = request.remote or ""
     if ctx.peer_trusted:
+        # Appended to, and the values this request was judged by (the trusted proxy's,
+        # right-most), so the desk never reads a client-written entry.
         chain = ", ".join([*request.headers.getall(FORWARDED_FOR, []), peer]).lstrip(", ")
         headers[FORWARDED_FOR] = chain
-        headers[FORWARDED_PROTO] = request.headers.get(FORWARDED_PROTO, ctx.scheme)
-        headers[FORWARDED_HOST] = request.headers.get(FORWARDED_HOST, ctx.forwarded_host)
     else:
         headers[FORWARDED_FOR] = peer
-        headers[FORWARDED_PROTO] = ctx.scheme
-        headers[FORWARDED_HOST] = ctx.forwarded_host
+    headers[FORWARDED_PROTO] = ctx.scheme
+    headers[FORWARDED_HOST] = ctx.forwarded_host
     headers[REQUEST_ID] = ctx.request_id
     # The desk sees the Host the user asked for (virtual hosting on the desk side).
     headers["Host"] = ctx.forwarded_host
@@ -106,6 +106,15 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     headers = _forwarding_headers(ctx, request)
     url = URL(ctx.tenant.upstream_origin + ctx.target, encoded=True)
     if _is_websocket(request):
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            return error_response(
+                request,
+                status=400,
+                error="bad_websocket_handshake",
+                title="Bad request",
+                message="This WebSocket handshake is not valid.",
+                request_id=ctx.request_id,
+            )
         return await _proxy_websocket(request, ctx, session, url, headers)
     started = time.monotonic()
     try:
@@ -208,6 +217,12 @@ def latency_histogram(tenant: str) -> Any:
     return child
 
 
+# SECURITY: a message is assembled whole before it is relayed, so its size is capped
+# (larger ones close the socket with 1009): an unauthenticated client on a public
+# path must not make the sidecar buffer gigabytes.
+WS_MAX_MESSAGE = 16 * 1024 * 1024
+
+
 async def _proxy_websocket(
     request: web.Request,
     ctx: RequestScope,
@@ -230,16 +245,20 @@ async def _proxy_websocket(
             headers=headers,
             protocols=protocols,
             autoping=False,
-            max_msg_size=0,
+            max_msg_size=WS_MAX_MESSAGE,
         )
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return _failure(request, ctx, exc)
     client = web.WebSocketResponse(
         protocols=[upstream.protocol] if upstream.protocol else (),
         autoping=False,
-        max_msg_size=0,
+        max_msg_size=WS_MAX_MESSAGE,
     )
-    await client.prepare(request)
+    try:
+        await client.prepare(request)
+    except BaseException:
+        await upstream.close()  # never leave the desk-side socket open
+        raise
 
     async def pump(
         source: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,

@@ -16,8 +16,11 @@ from pathlib import Path
 from sidecar import logs, metrics
 from sidecar.config.loading import ConfigError, load_config
 from sidecar.config.model import Config
+from sidecar.oidc.provider import EntraProvider
 from sidecar.runtime import Runtime, build_tenants
 from sidecar.tenants import Tenant, TenantTable
+
+_background: set[asyncio.Task[None]] = set()
 
 # Sections read once at start: a change there is reported, applied at the next restart.
 _RESTART_SECTIONS = ("server", "session", "email", "signup")
@@ -43,10 +46,25 @@ def _reuse_providers(old: TenantTable, new: TenantTable) -> TenantTable:
     return TenantTable(kept)
 
 
+# Requests in flight may still hold a replaced provider; close it after they are done.
+_CLOSE_REPLACED_AFTER = 60.0
+
+
+async def _close_later(providers: list[EntraProvider]) -> None:
+    await asyncio.sleep(_CLOSE_REPLACED_AFTER)
+    for provider in providers:
+        await provider.aclose()
+
+
 def apply_config(runtime: Runtime, config: Config) -> None:
     old = runtime.tenants.table
     fresh = build_tenants(config, runtime.sso.idp_http)
     runtime.tenants.table = _reuse_providers(old, fresh)
+    kept = {id(t.sso) for t in runtime.tenants.table}
+    dropped = [t.sso for t in old if isinstance(t.sso, EntraProvider) and id(t.sso) not in kept]
+    if dropped:
+        _background.add(task := asyncio.ensure_future(_close_later(dropped)))
+        task.add_done_callback(_background.discard)
     changed = [s for s in _RESTART_SECTIONS if getattr(runtime.config, s) != getattr(config, s)]
     if changed:
         logs.warning("config_change_needs_restart", sections=changed)

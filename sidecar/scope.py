@@ -37,7 +37,3 @@ class RequestScope:
 
 
 SCOPE = web.RequestKey("scope", RequestScope)
-
-
-def scope_of(request: web.Request) -> RequestScope:
-    return request[SCOPE]

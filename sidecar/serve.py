@@ -85,6 +85,12 @@ async def serve_until_signalled(
         admin_listen=runtime.config.server.admin_listen,
         tenants=len(runtime.tenants.table),
     )
+    email = runtime.config.email
+    if email is not None and email.backend == "console" and runtime.config.sso_tenants:
+        logs.warning(
+            "console_mail_backend",
+            message="verification codes are written to this log: for development only",
+        )
     if on_started is not None:
         await on_started(listeners)
     stop = asyncio.Event()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from sidecar.auth.cookies import (
     set_cookie,
 )
 from sidecar.auth.redirects import safe_redirect_target
+from sidecar.cookies import cookie_name
 from sidecar.oidc.errors import (
     InvalidDiscovery,
     InvalidIdToken,
@@ -39,6 +41,7 @@ from sidecar.oidc.errors import (
 from sidecar.oidc.provider import EntraProvider
 from sidecar.responses import error_response, redirect
 from sidecar.scope import SCOPE, RequestScope
+from sidecar.sessions.store import StoreUnavailable
 from sidecar.tenants import Tenant
 
 LOGIN_TRANSACTION_TTL = 600.0  # ten minutes to finish signing in at Entra
@@ -116,6 +119,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     sso = request.app[SSO]
     provider = _provider(ctx.tenant)
     rd = safe_redirect_target(request.query.get("rd"))
+    if not await sso.store.ping():
+        # The callback will need the store: say so now, before a trip to Entra.
+        raise StoreUnavailable("store does not answer")
     try:
         auth = await provider.authorization_request(redirect_uri=redirect_uri(ctx))
     except OidcError as exc:
@@ -141,8 +147,10 @@ async def login(request: web.Request) -> web.StreamResponse:
         "rd": rd,
         "redirect_uri": redirect_uri(ctx),
         "host": ctx.tenant.host,
+        "created": time.time(),
     }
     response = redirect(auth.url)
+    _forget_old_transactions(request, response, ctx)
     set_cookie(
         response,
         ctx,
@@ -151,6 +159,29 @@ async def login(request: web.Request) -> web.StreamResponse:
         LOGIN_TRANSACTION_TTL,
     )
     return response
+
+
+# Sign-ins in progress a browser may hold at once (tabs). Each costs a ~500-byte cookie;
+# unbounded, they would push the Cookie header past the server's header size limit.
+MAX_OPEN_TRANSACTIONS = 3
+
+
+def _forget_old_transactions(
+    request: web.Request, response: web.StreamResponse, ctx: RequestScope
+) -> None:
+    """Clear this browser's older sign-in cookies, keeping the newest few."""
+    sso = request.app[SSO]
+    prefix = cookie_name(LOGIN_COOKIE_PREFIX, ctx.scheme)
+    found: list[tuple[float, str]] = []
+    for name, value in request.cookies.items():
+        if not name.startswith(prefix):
+            continue
+        opened = sso.keys.login_box.open(value, LOGIN_TRANSACTION_TTL)
+        created = float(json.loads(opened).get("created", 0)) if opened else -1.0
+        found.append((created, name.removeprefix("__Host-")))
+    found.sort(reverse=True)
+    for _, base in found[MAX_OPEN_TRANSACTIONS - 1 :]:
+        clear_cookie(response, ctx, base)
 
 
 def _single_params(params: Any) -> dict[str, str] | None:
@@ -170,7 +201,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     sso = request.app[SSO]
     provider = _provider(ctx.tenant)
     host = ctx.tenant.host
-    raw = request.query if request.method == "GET" else await request.post()
+    raw = await request.post() if request.method == "POST" else request.query
     params = _single_params(raw)
     if params is None:
         return _bad_callback(request, ctx, "repeated_parameter")
@@ -235,7 +266,7 @@ async def _complete(
             nonce=transaction["nonce"],
         )
     except ProviderRejected as exc:
-        metrics.IDP_ERRORS.labels(host, exc.error, str(exc.aadsts or "")).inc()
+        metrics.IDP_ERRORS.labels(host, *_error_labels(exc.error, exc.aadsts)).inc()
         logs.error(
             "entra_token_error",
             request_id=ctx.request_id,
@@ -314,7 +345,7 @@ def _entra_refused(request: web.Request, ctx: RequestScope, params: dict[str, st
     description = params.get("error_description", "")
     aadsts = aadsts_from_description(description)
     correlation = _correlation_id(description)
-    metrics.IDP_ERRORS.labels(ctx.tenant.host, error, str(aadsts or "")).inc()
+    metrics.IDP_ERRORS.labels(ctx.tenant.host, *_error_labels(error, aadsts)).inc()
     logs.warning(
         "entra_refused_sign_in",
         request_id=ctx.request_id,
@@ -352,11 +383,42 @@ def _entra_refused(request: web.Request, ctx: RequestScope, params: dict[str, st
     )
 
 
+# SECURITY: metric labels come from a fixed set, so a client replaying callbacks with
+# made-up `error` values cannot create unbounded Prometheus series.
+_KNOWN_ERRORS = frozenset(
+    {
+        "access_denied",
+        "interaction_required",
+        "consent_required",
+        "login_required",
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "invalid_client",
+        "invalid_grant",
+        "invalid_tenant",
+    }
+)
+_KNOWN_AADSTS = frozenset(
+    {50105, 65004, 65001, 50076, 53003, 50020, 90072, 7000215, 7000222, 700016, 54005, 70008}
+)
+
+
+def _error_labels(error: str, aadsts: int | None) -> tuple[str, str]:
+    label = error if error in _KNOWN_ERRORS else "other"
+    code = "" if aadsts is None else str(aadsts) if aadsts in _KNOWN_AADSTS else "other"
+    return label, code
+
+
 def _correlation_id(description: str) -> str | None:
     marker = "Correlation ID:"
     if marker not in description:
         return None
-    value = description.split(marker, 1)[1].strip().split()[0] if description else ""
+    words = description.split(marker, 1)[1].split()
+    value = words[0] if words else ""
     return value if value and all(c in "0123456789abcdefABCDEF-" for c in value) else None
 
 

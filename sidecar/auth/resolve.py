@@ -12,20 +12,32 @@ from sidecar.auth.identity import Identity
 from sidecar.auth.session_lookup import current_session
 from sidecar.scope import SCOPE
 from sidecar.sessions.sessions import Session
-from sidecar.signup import Account
+from sidecar.signup import Account, InvalidEmail, normalize_typed_email
+
+
+def usable_claim(claim: str | None) -> str | None:
+    """Entra's email claim in normalised form, or None when it is absent or not a usable
+    address (e.g. non-ASCII local part): then the user types one instead."""
+    if not claim:
+        return None
+    try:
+        return normalize_typed_email(claim, allow_test_domains=True)
+    except InvalidEmail:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class SignInState:
     session: Session | None
     account: Account | None
+    claimed_email: str | None = None  # usable_claim(session.email_claim)
 
     @property
     def email_change_pending(self) -> bool:
         """The ID token now claims another address than the verified one (issue: email changes)."""
-        if self.session is None or self.account is None or not self.session.email_claim:
+        if self.account is None or self.claimed_email is None:
             return False
-        return self.session.email_claim.lower() != self.account.email.lower()
+        return self.claimed_email.lower() != self.account.email.lower()
 
     def identity(self) -> Identity | None:
         """Names come from the latest ID token; the email only ever from the account."""
@@ -61,11 +73,7 @@ async def sign_in_state(request: web.Request) -> SignInState:
         return SignInState(None, None)
     # SECURITY: the account is found by (host, tid, oid) only, never by email (nOAuth).
     account = await sso.accounts.get(ctx.tenant.host, session.user_key)
-    state = SignInState(session, account)
+    state = SignInState(session, account, usable_claim(session.email_claim))
     if account is not None and not state.email_change_pending:
         sso.cache.put(ctx.tenant.host, cookie, state)
     return state
-
-
-async def resolve_identity(request: web.Request) -> Identity | None:
-    return (await sign_in_state(request)).identity()

@@ -67,9 +67,9 @@ async def render_signup(
         name=session.name,
         given_name=session.given_name,
         family_name=session.family_name,
-        claimed_email=session.email_claim,
+        claimed_email=state.claimed_email,
         typed_email=typed_email,
-        email_locked=bool(session.email_claim),
+        email_locked=state.claimed_email is not None,
         csrf_token=sso.keys.csrf_token(session.key),
         rd=rd,
         error=error,
@@ -152,9 +152,9 @@ async def send_code(request: web.Request) -> web.StreamResponse:
     assert session is not None
     host = ctx.tenant.host
     form = await request.post()
-    if session.email_claim:
+    if state.claimed_email:
         # The seed: the address from Entra is confirmed as it is, never altered here.
-        email = session.email_claim
+        email = state.claimed_email
     else:
         try:
             email = normalize_typed_email(str(form.get("email", "")))
@@ -178,11 +178,16 @@ async def send_code(request: web.Request) -> web.StreamResponse:
 
     try:
         await sso.codes.send_new_code(host, session.user_key, email, ctx.client_ip, deliver)
+    except ValueError:
+        # Nothing a user can fix by retrying (an address the mail layer refuses).
+        return await render_signup(
+            request, state, rd, status=400, error="We cannot send mail to this address."
+        )
     except SendRefused as exc:
-        pending = await sso.codes.pending_email(host, session.user_key)
-        if exc.reason == "cooldown" and pending in (None, email):
-            # A double click (or a resend inside the cooldown) for the same address: the
-            # first send stands; the page shows its state and when to ask for a new code.
+        if exc.reason == "cooldown" and await _is_double_click(
+            sso, host, session.user_key, email, exc
+        ):
+            # The first send of a double click stands: show its page, not an error.
             return redirect(_signup_url(rd), 303)
         metrics.CODES_SEND_FAILED.labels(host, exc.reason).inc()
         logs.warning(
@@ -226,6 +231,21 @@ async def send_code(request: web.Request) -> web.StreamResponse:
         "verification_code_sent", request_id=ctx.request_id, tenant=host, user=session.user_key
     )
     return redirect(_signup_url(rd), 303)
+
+
+# A second send this soon after the first is a double click rather than a resend.
+DOUBLE_CLICK_WINDOW = 5.0
+
+
+async def _is_double_click(
+    sso: SsoServices, host: str, user_key: str, email: str, refusal: SendRefused
+) -> bool:
+    pending = await sso.codes.pending_email(host, user_key)
+    if pending is not None:
+        return pending == email
+    # The first send may still be on its way to the SMTP server (its code is not
+    # pending yet): judge by how fresh the cooldown is.
+    return refusal.retry_after > sso.codes.policy.resend_cooldown - DOUBLE_CLICK_WINDOW
 
 
 async def verify(request: web.Request) -> web.StreamResponse:

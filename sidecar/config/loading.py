@@ -105,13 +105,33 @@ _MESSAGES = {
 }
 
 
-def _validation_problems(error: ValidationError) -> list[str]:
+def _echoes(path: str, reported: str) -> bool:
+    """A pydantic error at ``path`` repeats a problem reported at ``reported``: the same
+    field, a field inside it, or the list it is an item of (`secret_keys` for
+    `secret_keys[0]`)."""
+    return (
+        path == reported
+        or path.startswith((reported + ".", reported + "["))
+        or reported.startswith(path + "[")
+    )
+
+
+def _validation_problems(error: ValidationError, already: list[str]) -> list[str]:
+    """pydantic's errors as lines, minus the echoes of problems reported already."""
+    reported = [p.split(": ", 1)[0].removesuffix("_file") for p in already]
+    items = [
+        (field_path(item["loc"]), item["type"], item["msg"])
+        for item in error.errors(include_url=False, include_input=False)
+    ]
     problems = []
-    for item in error.errors(include_url=False, include_input=False):
-        message = _MESSAGES.get(item["type"], item["msg"])
+    for path, kind, msg in items:
+        if any(_echoes(path, r) for r in reported):
+            continue  # e.g. an unreadable secret file is not also "missing"
+        if kind == "too_short" and any(p.startswith(path + "[") for p, _, _ in items):
+            continue  # "tenants: at least 1 item" only because tenants[0] was invalid
         # pydantic prefixes custom messages raised in validators with "Value error, ".
-        message = message.removeprefix("Value error, ")
-        problems.append(f"{field_path(item['loc'])}: {message}")
+        message = _MESSAGES.get(kind, msg).removeprefix("Value error, ")
+        problems.append(f"{path}: {message}")
     return problems
 
 
@@ -135,9 +155,7 @@ def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
     try:
         config = Config.model_validate(document)
     except ValidationError as exc:
-        # A secret file that could not be read is reported once, not again as "missing".
-        reported = {p.split(": ", 1)[0].removesuffix("_file") for p in problems}
-        problems.extend(p for p in _validation_problems(exc) if p.split(": ", 1)[0] not in reported)
+        problems.extend(_validation_problems(exc, problems))
     if config is not None:
         problems.extend(f"{path}: {message}" for path, message in cross_field_problems(config))
     if problems or config is None:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from sidecar.oidc.discovery import normalize_authority, validate_tenant
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -272,11 +275,23 @@ class SsoConfig(_Model):
     @classmethod
     def _tenant(cls, value: str) -> str:
         candidate = value.strip().lower()
-        if GUID.match(candidate) or (_HOSTNAME.match(candidate) and "." in candidate):
-            return candidate
-        raise PydanticCustomError(
-            "tenant", "must be the tenant's primary domain, *.onmicrosoft.com domain, or tenant ID"
-        )
+        try:
+            # The same rule the sign-in code applies, so check-config and serve agree.
+            validate_tenant(candidate)
+        except ValueError:
+            raise PydanticCustomError(
+                "tenant",
+                "must be the tenant's primary domain, *.onmicrosoft.com domain, or tenant ID",
+            ) from None
+        return candidate
+
+    @field_validator("authority")
+    @classmethod
+    def _authority(cls, value: str) -> str:
+        try:
+            return normalize_authority(value)
+        except ValueError as exc:
+            raise PydanticCustomError("authority", "{reason}", {"reason": str(exc)}) from None
 
     @field_validator("client_secret", mode="before")
     @classmethod
@@ -291,9 +306,23 @@ class SsoConfig(_Model):
         return secrets
 
 
+def _upstream_origin(value: object) -> object:
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise PydanticCustomError(
+                "url", "must be scheme://host[:port] of the desk, without credentials or query"
+            )
+        if parts.path not in ("", "/"):
+            raise PydanticCustomError(
+                "url", "must not have a path: requests keep their own path on the desk"
+            )
+    return value
+
+
 class TenantConfig(_Model):
     host: HostName
-    upstream: HttpUrl
+    upstream: Annotated[HttpUrl, AfterValidator(_upstream_origin)]
     plan: str = "standard"
     name: str | None = None  # the desk's display name in pages and mail; defaults to the host
     public_paths: PathPrefixes = ()

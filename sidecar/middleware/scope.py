@@ -16,7 +16,7 @@ from yarl import URL
 
 from sidecar import logs, metrics
 from sidecar.access_log import ACCESS_LOG
-from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID
+from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_listed
 from sidecar.metrics import IN_FLIGHT
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE, RequestScope
@@ -87,7 +87,7 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
         # else could claim any client address or https (spoofed X-Forwarded-*).
         if trusted:
             client_ip = _client_ip(peer, request.headers.getall(FORWARDED_FOR, []), trusted_proxies)
-            proto = request.headers.get(FORWARDED_PROTO, "").split(",")[-1].strip().lower()
+            proto = last_listed(request.headers, FORWARDED_PROTO).lower()
             scheme = proto if proto in ("http", "https") else request.scheme
             given_id = request.headers.get(REQUEST_ID, "")
             request_id = given_id if _REQUEST_ID.match(given_id) else next_request_id()

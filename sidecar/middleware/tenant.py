@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sidecar.headers import FORWARDED_HOST
+from sidecar.headers import FORWARDED_HOST, last_listed
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE
 from sidecar.tenants import BadHost, TenantTableRef, parse_host
@@ -18,7 +18,7 @@ def tenant_middleware(*, tenants: TenantTableRef) -> Middleware:
         host_values = request.headers.getall("Host", [])
         if ctx.peer_trusted and FORWARDED_HOST in request.headers:
             # The ingress in front routed on this name; it is what the user typed.
-            host_values = [request.headers.getall(FORWARDED_HOST)[-1].split(",")[-1]]
+            host_values = [last_listed(request.headers, FORWARDED_HOST)]
         try:
             host = parse_host(host_values)
         except BadHost as exc:

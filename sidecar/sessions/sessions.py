@@ -40,8 +40,6 @@ class Session:
     login_hint: str | None
     created_at: float
     last_seen: float
-    # Set once the user chose to keep the verified address after an email change.
-    email_change_deferred: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -122,9 +120,6 @@ class SessionManager:
             session = replace(session, last_seen=now)
             await self._store.set(key, session.to_json(), self._ttl(session, now))
         return session
-
-    async def save(self, session: Session) -> None:
-        await self._store.set(session.key, session.to_json(), self._ttl(session, self._clock()))
 
     async def destroy(self, session: Session) -> None:
         await self._store.delete(session.key)

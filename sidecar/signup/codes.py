@@ -239,6 +239,10 @@ class VerificationCodes:
         self._hash_key = hash_key
         self._clock = clock
 
+    @property
+    def policy(self) -> CodePolicy:
+        return self._policy
+
     # -- keys ---------------------------------------------------------------
 
     @staticmethod

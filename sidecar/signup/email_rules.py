@@ -24,7 +24,7 @@ class InvalidEmail(ValueError):
         self.message = message
 
 
-def normalize_typed_email(raw: str) -> str:
+def normalize_typed_email(raw: str, *, allow_test_domains: bool = False) -> str:
     """Validate an address and return its canonical, all-ASCII form.
 
     Surrounding whitespace is forgiven; the domain is lower-cased and IDNA
@@ -57,6 +57,8 @@ def normalize_typed_email(raw: str) -> str:
             allow_domain_literal=False,
             allow_display_name=False,
             allow_empty_local=False,
+            # Claims from a development Entra use the reserved `.test` TLD (RFC 2606).
+            test_environment=allow_test_domains,
         )
     except EmailNotValidError as exc:
         # email-validator's messages are written for end users.

@@ -220,3 +220,52 @@ def test_not_yaml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "not valid YAML at line" in capsys.readouterr().err
     assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_one_bad_tenant_is_not_also_reported_as_no_tenants() -> None:
+    document = copy.deepcopy(GOOD)
+    document["tenants"] = [document["tenants"][0]]
+    document["tenants"][0]["sso"]["client_id"] = "nope"
+    assert problems_of(document) == [
+        "tenants[0].sso.client_id: not a GUID (the Application (client) ID from Entra)"
+    ]
+
+
+def test_unset_variable_in_a_secret_list_is_reported_once() -> None:
+    document = copy.deepcopy(GOOD)
+    document["session"]["secret_keys"] = ["${MISSING_KEY}"]
+    assert problems_of(document) == [
+        "session.secret_keys[0]: environment variable MISSING_KEY is not set"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            "tenants.0.sso.authority",
+            "https://login.microsoftonline.com/?x=1",
+            "tenants[0].sso.authority: authority",
+        ),
+        (
+            "tenants.0.sso.tenant",
+            "common",
+            "tenants[0].sso.tenant: must be the tenant's primary domain",
+        ),
+        (
+            "tenants.0.upstream",
+            "http://127.0.0.1:3000/base",
+            "tenants[0].upstream: must not have a path",
+        ),
+        (
+            "tenants.0.upstream",
+            "http://user:pw@127.0.0.1:3000",
+            "tenants[0].upstream: must be scheme://host[:port]",
+        ),
+    ],
+)
+def test_what_serve_would_refuse_check_config_refuses_too(
+    path: str, value: Any, expected: str
+) -> None:
+    problems = problems_of(edited(path, value))
+    assert any(p.startswith(expected) for p in problems), problems

@@ -32,7 +32,7 @@ import yaml
 
 from sidecar.dev.desk import make_desk_app
 from sidecar.dev.entra import EmulatedUser, EntraEmulator, sample_tenant
-from tests.helpers import SESSION_KEY, serve_app
+from tests.helpers import SESSION_KEY, serve_app, wait_ready
 from tests.redis_server import free_port
 from tests.smtp_server import Collector, start_smtp
 from tests.world import CLIENT_ID, CLIENT_SECRET, Browser, Reply
@@ -135,19 +135,6 @@ def replica_config(
             }
         ],
     }
-
-
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            try:
-                async with http.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise TimeoutError(url)
 
 
 async def soak(users: int, duration: float, concurrency: int) -> tuple[Figures, dict[str, Any]]:

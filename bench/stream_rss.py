@@ -23,7 +23,7 @@ import aiohttp
 import yaml
 
 from sidecar.dev.desk import make_desk_app
-from tests.helpers import SESSION_KEY, serve_app
+from tests.helpers import SESSION_KEY, serve_app, wait_ready
 
 HOST = "desk.example.test"
 
@@ -48,19 +48,6 @@ def _reset_peak(pid: int) -> None:
         refs.write("5")
 
 
-async def _wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(150):
-            try:
-                async with http.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(url)
-
-
 async def main(size_mb: int) -> None:
     size = size_mb * 1024 * 1024
     block = os.urandom(1024 * 1024)
@@ -83,7 +70,7 @@ async def main(size_mb: int) -> None:
             stderr=asyncio.subprocess.DEVNULL,
         )
         try:
-            await _wait_ready(f"http://127.0.0.1:{admin}/readyz")
+            await wait_ready(f"http://127.0.0.1:{admin}/readyz")
             timeout = aiohttp.ClientTimeout(total=None)
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 async with http.get(f"http://127.0.0.1:{public}/", headers={"Host": HOST}) as r:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import yaml
 from aiohttp import web
 
@@ -84,3 +85,32 @@ async def raw_http(port: int, request: bytes, timeout: float = 5.0) -> bytes:
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+async def wait_ready(url: str, timeout: float = 15.0) -> None:
+    """Poll ``url`` until it answers 200 (a process we started is up)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(url)
+            await asyncio.sleep(0.05)
+
+
+class FakeClock:
+    """An injected clock: time moves only when a test says so."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -316,19 +316,7 @@ async def _complete(
         )
     metrics.CLIENT_SECRET_IN_USE.labels(host).set(result.secret_index)
     claims = result.id_token_claims
-    cookie, _session = await sso.sessions.create(
-        host=host,
-        user_key=claims.user_key,
-        oid=claims.oid,
-        tid=claims.tid,
-        email_claim=claims.email,
-        email_domain_verified=claims.email_domain_verified,
-        given_name=claims.given_name,
-        family_name=claims.family_name,
-        name=claims.name,
-        entra_sid=claims.sid,
-        login_hint=claims.login_hint,
-    )
+    cookie, _session = await sso.sessions.create(host, claims)
     metrics.SIGN_INS.labels(host, "ok").inc()
     logs.event("signed_in", request_id=ctx.request_id, tenant=host, user=claims.user_key)
     rd = safe_redirect_target(transaction.get("rd"))

@@ -16,6 +16,7 @@ second "verify" after success lands like the first.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +30,7 @@ from sidecar.auth.resolve import SignInState, sign_in_state
 from sidecar.pages.render import render_page
 from sidecar.responses import html_response, is_navigation, json_response, redirect
 from sidecar.scope import SCOPE, RequestScope
+from sidecar.sessions.sessions import Session
 from sidecar.signup import (
     Account,
     InvalidEmail,
@@ -126,30 +128,43 @@ async def _rd_of(request: web.Request) -> str:
     return safe_redirect_target(request.query.get("rd"))
 
 
-async def signup_page(request: web.Request) -> web.StreamResponse:
+@dataclass(frozen=True)
+class _Admitted:
+    state: SignInState
+    session: Session
+    rd: str
+
+
+async def _admit(request: web.Request, *, post: bool) -> _Admitted | web.StreamResponse:
+    """The signed-in user of a signup route, or the answer that turns the request away."""
     rd = await _rd_of(request)
     state = await sign_in_state(request)
-    refused = await _guard(request, state, rd, post=False)
+    refused = await _guard(request, state, rd, post=post)
     if refused is not None:
         return refused
-    if not _needs_signup(state):
-        return redirect(rd, 303)
-    return await render_signup(request, state, rd)
+    assert state.session is not None
+    return _Admitted(state, state.session, rd)
+
+
+async def signup_page(request: web.Request) -> web.StreamResponse:
+    admitted = await _admit(request, post=False)
+    if isinstance(admitted, web.StreamResponse):
+        return admitted
+    if not _needs_signup(admitted.state):
+        return redirect(admitted.rd, 303)
+    return await render_signup(request, admitted.state, admitted.rd)
 
 
 async def send_code(request: web.Request) -> web.StreamResponse:
     ctx = request[SCOPE]
     assert ctx.tenant is not None
     sso = request.app[SSO]
-    rd = await _rd_of(request)
-    state = await sign_in_state(request)
-    refused = await _guard(request, state, rd, post=True)
-    if refused is not None:
-        return refused
+    admitted = await _admit(request, post=True)
+    if isinstance(admitted, web.StreamResponse):
+        return admitted
+    state, session, rd = admitted.state, admitted.session, admitted.rd
     if not _needs_signup(state):
         return redirect(rd, 303)
-    session = state.session
-    assert session is not None
     host = ctx.tenant.host
     form = await request.post()
     if state.claimed_email:
@@ -252,13 +267,10 @@ async def verify(request: web.Request) -> web.StreamResponse:
     ctx = request[SCOPE]
     assert ctx.tenant is not None
     sso = request.app[SSO]
-    rd = await _rd_of(request)
-    state = await sign_in_state(request)
-    refused = await _guard(request, state, rd, post=True)
-    if refused is not None:
-        return refused
-    session = state.session
-    assert session is not None
+    admitted = await _admit(request, post=True)
+    if isinstance(admitted, web.StreamResponse):
+        return admitted
+    state, session, rd = admitted.state, admitted.session, admitted.rd
     host = ctx.tenant.host
     form = await request.post()
     result = await sso.codes.verify(host, session.user_key, str(form.get("code", ""))[:64])

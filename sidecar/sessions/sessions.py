@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from sidecar.keys import DerivedKeys
+from sidecar.oidc.idtoken import IdTokenClaims
 from sidecar.sessions.store import Store
 
 # Sliding the idle timeout rewrites the session; do it at most this often, so a
@@ -82,16 +83,25 @@ class SessionManager:
     def _ttl(self, session: Session, now: float) -> float:
         return max(1.0, min(self.idle_timeout, session.created_at + self.lifetime - now))
 
-    async def create(self, **identity: object) -> tuple[str, Session]:
-        """A new session; returns (cookie value, session)."""
+    async def create(self, host: str, claims: IdTokenClaims) -> tuple[str, Session]:
+        """A new session for a validated ID token; returns (cookie value, session)."""
         session_id = secrets.token_urlsafe(32)
         now = self._clock()
-        host = str(identity["host"])
         session = Session(
             key=self._store_key(host, session_id),
+            host=host,
+            user_key=claims.user_key,
+            oid=claims.oid,
+            tid=claims.tid,
+            email_claim=claims.email,
+            email_domain_verified=claims.email_domain_verified,
+            given_name=claims.given_name,
+            family_name=claims.family_name,
+            name=claims.name,
+            entra_sid=claims.sid,
+            login_hint=claims.login_hint,
             created_at=now,
             last_seen=now,
-            **identity,  # type: ignore[arg-type]
         )
         await self._store.set(session.key, session.to_json(), self._ttl(session, now))
         if session.entra_sid:

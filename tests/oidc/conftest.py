@@ -5,25 +5,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from tests.helpers import FakeClock
+
 from .fake_entra import FakeEntra
-
-
-class FakeClock:
-    """Injected into the provider and caches: time moves only when a test says so."""
-
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_750_000_000.0)
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sidecar.oidc._http import request_json
 from sidecar.oidc.errors import InvalidIdToken, ProviderUnavailable
 from sidecar.oidc.keys import JwksCache, parse_jwks
+from tests.helpers import FakeClock
 
 from ._tokens import TENANT_ID, public_jwk, rsa_key
-from .conftest import FakeClock
 from .fake_entra import FakeEntra
 
 # -- parse_jwks ---------------------------------------------------------------

@@ -22,9 +22,9 @@ from sidecar.oidc import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from tests.helpers import FakeClock
 
 from ._tokens import CLIENT_ID, TENANT_ID, rsa_key
-from .conftest import FakeClock
 from .fake_entra import FakeEntra
 
 REDIRECT_URI = "https://desk.contoso.com/.sso/callback"

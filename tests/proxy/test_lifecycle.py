@@ -12,28 +12,13 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from tests.helpers import base_config
+from tests.helpers import base_config, wait_ready
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def wait_ready(url: str, timeout: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(url)
-            await asyncio.sleep(0.1)
 
 
 async def test_sigterm_drains_in_flight_requests_and_exits_0(desk_url: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from sidecar.signup.codes import (
     client_ip_bucket,
     normalize_code_input,
 )
-from tests.signup.conftest import FakeClock
+from tests.helpers import FakeClock
 
 HOST = "desk.contoso.com"
 USER = "00000000-0000-0000-0000-0000000000a1.72f988bf-86f1-41af-91ab-2d7cd011db47"

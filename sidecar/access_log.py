@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 _BATCH = 256
 _DELAY = 0.2
+# One encoder for every line: json.dumps with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 class AccessLog:
@@ -38,7 +40,7 @@ class AccessLog:
 
     def write(self, fields: dict[str, Any]) -> None:
         entry = {"time": self._time(), "level": "info", "event": "request", **fields}
-        self._lines.append(json.dumps(entry, ensure_ascii=False, default=str))
+        self._lines.append(_ENCODER.encode(entry))
         if len(self._lines) >= _BATCH:
             self.flush()
         elif self._timer is None:

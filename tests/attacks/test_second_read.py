@@ -135,7 +135,7 @@ async def test_our_prefix_never_reaches_the_desk_however_spelled(desk_url: str, 
 
 
 async def test_a_send_after_lockout_inside_the_cooldown_is_429() -> None:
-    async with open_world(edit=lambda d: d["signup"].update(resend_cooldown="6s")) as world:
+    async with open_world(edit=lambda d: d["signup"].update(resend_cooldown="10s")) as world:
         browser = world.browser("alice")
         page = await browser.open("/echo")
         csrf = page.form_value("csrf_token")

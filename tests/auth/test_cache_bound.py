@@ -39,7 +39,9 @@ async def test_logout_on_one_replica_takes_effect_on_another_within_the_bound(
             assert (await on_a.get("/echo", navigate=False)).status == 401
             # On B, the session ends within the documented bound, never later.
             while (await on_b.get("/echo", navigate=False)).status == 200:
-                assert time.monotonic() - revoked_at <= BOUND + 0.2
+                # Slack for the request itself: the entry expired BOUND after it was made,
+                # which was before the logout.
+                assert time.monotonic() - revoked_at <= BOUND + 0.5
                 await asyncio.sleep(0.05)
             assert (await on_b.get("/echo", navigate=False)).status == 401
     finally:

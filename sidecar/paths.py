@@ -61,7 +61,9 @@ def normalized_path(raw_path: str) -> str | None:
 
 
 def matches_prefix(raw_path: str, prefixes: tuple[str, ...]) -> bool:
-    if not prefixes:
-        return False
-    path = normalized_path(raw_path)
+    return bool(prefixes) and under_prefix(normalized_path(raw_path), prefixes)
+
+
+def under_prefix(path: str | None, prefixes: tuple[str, ...]) -> bool:
+    """``path`` from normalized_path (None: never matches) starts with one of ``prefixes``."""
     return path is not None and path.startswith(prefixes)

@@ -16,7 +16,7 @@ from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.auth.resolve import sign_in_state
 from sidecar.auth.signup_routes import render_signup
-from sidecar.paths import matches_prefix
+from sidecar.paths import under_prefix
 from sidecar.responses import is_navigation, json_response, redirect
 from sidecar.scope import SCOPE
 
@@ -46,7 +46,7 @@ def session_middleware() -> Middleware:
                 {"error": "signup_required", "signup_url": SIGNUP_PATH}, status=403
             )
         ctx.identity = state.identity()
-        if matches_prefix(ctx.target, ctx.tenant.config.logout_paths):
+        if under_prefix(ctx.path_for_matching, ctx.tenant.config.logout_paths):
             # The desk's own sign-out ends ours too; the request is then forwarded.
             probe = web.Response()
             await end_session(request, probe, "desk_logout")

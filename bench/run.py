@@ -69,6 +69,7 @@ class Settings:
     workdir: str | None
     rounds: int
     redis_url: str
+    rows: frozenset[str]
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -86,6 +87,7 @@ class Settings:
             workdir=args.workdir,
             rounds=args.rounds if args.rounds is not None else (1 if quick else 3),
             redis_url=args.redis_url,
+            rows=frozenset(args.rows.split(",")) if args.rows else frozenset(LABELS),
         )
 
 
@@ -515,6 +517,8 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
                 ("e", "memory", PRIVATE_PATH, True),
                 ("f", "redis", PRIVATE_PATH, True),
             ]
+            wanted = settings.rows
+            plan = [step for step in plan if step[0] in wanted]
             skipped = {"b": "nginx not installed (apt-get install nginx)"} if not nginx else {}
             if redis_problem:
                 skipped["f"] = redis_problem
@@ -538,12 +542,16 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
             for key, *_ in plan:
                 if key in skipped:
                     bench.skip(key, skipped[key])
-                else:
+                elif rounds[key]:
                     report.rows.append(median_round(rounds[key]))
-            await bench.run("g", bench.websocket)
-            await bench.run("signin", bench.signin)
-            await bench.run("upload", bench.streams)
-            await bench.run("idle", lambda: bench.idle(idle))
+            if "g" in wanted:
+                await bench.run("g", bench.websocket)
+            if "signin" in wanted:
+                await bench.run("signin", bench.signin)
+            if wanted & {"upload", "download"}:
+                await bench.run("upload", bench.streams)
+            if "idle" in wanted:
+                await bench.run("idle", lambda: bench.idle(idle))
             if any(row.failed for row in report.rows):
                 bench.log_tails()
     if redis_problem is None:
@@ -678,12 +686,22 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
     parser.add_argument("--quick", action="store_true", help="tiny numbers; under a minute")
     parser.add_argument(
+        "--rows",
+        help="comma-separated rows to measure, e.g. c,e,f (default: all of "
+        + ",".join(LABELS)
+        + "); ratios need both of their rows",
+    )
+    parser.add_argument(
         "--redis-url", default=REDIS_URL, help=f"emptied before and after (default {REDIS_URL})"
     )
     parser.add_argument(
         "--workdir", help="keep configs and every process's log here (default: a temporary dir)"
     )
-    return Settings.from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    unknown = set(args.rows.split(",")) - set(LABELS) if args.rows else set()
+    if unknown:
+        parser.error(f"--rows: unknown row(s) {', '.join(sorted(unknown))}")
+    return Settings.from_args(args)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from sidecar.middleware.scope import scope_middleware
 from sidecar.middleware.session import session_middleware
 from sidecar.middleware.strip import strip_middleware
 from sidecar.middleware.tenant import tenant_middleware
-from sidecar.proxy import UPSTREAM_SESSION, proxy_handler
+from sidecar.proxy import UPSTREAM_POOL, UPSTREAM_SESSION, proxy_handler
 from sidecar.runtime import Runtime
 
 # Our own routes take small forms; desk traffic streams and has no size limit here.
@@ -50,6 +50,7 @@ def build_public_app(runtime: Runtime) -> web.Application:
         client_max_size=OWN_ROUTE_MAX_BODY,
     )
     app[UPSTREAM_SESSION] = runtime.upstream
+    app[UPSTREAM_POOL] = runtime.upstream_pool
     app[SSO] = runtime.sso
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
     return app

@@ -20,6 +20,12 @@ from sidecar import logs, metrics
 from sidecar.headers import FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, REQUEST_ID, end_to_end
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE, RequestScope
+from sidecar.upstream import (
+    UnsendableRequest,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 
 _WS_HANDSHAKE = frozenset(
     {
@@ -33,7 +39,7 @@ _WS_HANDSHAKE = frozenset(
 
 
 def make_upstream_session(*, connect_timeout: float, read_timeout: float) -> aiohttp.ClientSession:
-    """One pooled keep-alive client for every desk; created once per process."""
+    """The client for WebSocket upgrades to every desk; created once per process."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
         timeout=aiohttp.ClientTimeout(
@@ -46,7 +52,9 @@ def make_upstream_session(*, connect_timeout: float, read_timeout: float) -> aio
     )
 
 
+# The WebSocket client (ClientSession.ws_connect), and the pool every other request uses.
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
+UPSTREAM_POOL = web.AppKey("upstream_pool", UpstreamPool)
 
 
 def _forwarding_headers(ctx: RequestScope, request: web.Request) -> CIMultiDict[str]:
@@ -102,9 +110,7 @@ def _failure(request: web.Request, ctx: RequestScope, exc: BaseException) -> web
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
     ctx = request[SCOPE]
     assert ctx.tenant is not None
-    session = request.app[UPSTREAM_SESSION]
     headers = _forwarding_headers(ctx, request)
-    url = URL(ctx.tenant.upstream_origin + ctx.target, encoded=True)
     if _is_websocket(request):
         if not web.WebSocketResponse().can_prepare(request).ok:
             return error_response(
@@ -115,17 +121,27 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
                 message="This WebSocket handshake is not valid.",
                 request_id=ctx.request_id,
             )
-        return await _proxy_websocket(request, ctx, session, url, headers)
+        url = URL(ctx.tenant.upstream_origin + ctx.target, encoded=True)
+        return await _proxy_websocket(request, ctx, request.app[UPSTREAM_SESSION], url, headers)
     started = time.monotonic()
     try:
-        upstream = await session.request(
+        upstream = await request.app[UPSTREAM_POOL].request(
+            ctx.tenant.origin,
             request.method,
-            url,
-            headers=headers,
-            data=request.content if request.body_exists else None,
-            allow_redirects=False,
+            ctx.target,
+            headers,
+            request.content if request.body_exists else None,
         )
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except UnsendableRequest:
+        return error_response(
+            request,
+            status=400,
+            error="bad_request",
+            title="Bad request",
+            message="This request cannot be forwarded.",
+            request_id=ctx.request_id,
+        )
+    except (TimeoutError, UpstreamError, OSError) as exc:
         return _failure(request, ctx, exc)
     ctx.upstream_seconds = time.monotonic() - started
     latency_histogram(ctx.tenant.host).observe(ctx.upstream_seconds)
@@ -152,12 +168,12 @@ def _has_body(request: web.Request, status: int) -> bool:
 async def _small_response(
     request: web.Request,
     ctx: RequestScope,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     headers: CIMultiDict[str],
 ) -> web.StreamResponse:
     try:
         body = await upstream.read()
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except UpstreamError as exc:
         return _failure(request, ctx, exc)  # nothing was sent yet: a clean 502/504
     headers.popall("Content-Length", None)
     response = web.Response(status=upstream.status, reason=upstream.reason, body=body)
@@ -172,7 +188,7 @@ async def _small_response(
 async def _streamed_response(
     request: web.Request,
     ctx: RequestScope,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     headers: CIMultiDict[str],
 ) -> web.StreamResponse:
     assert ctx.tenant is not None
@@ -182,8 +198,8 @@ async def _streamed_response(
         await response.prepare(request)
         while True:
             try:
-                chunk = await upstream.content.readany()
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                chunk = await upstream.read_chunk()
+            except UpstreamError as exc:
                 # The desk failed mid-body. Headers are gone already: the only honest
                 # signal left to the client is a cut connection.
                 logs.error(

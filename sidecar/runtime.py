@@ -21,6 +21,7 @@ from sidecar.config.model import Config
 from sidecar.keys import DerivedKeys
 from sidecar.oidc.provider import EntraProvider
 from sidecar.proxy import make_upstream_session
+from sidecar.upstream import UpstreamPool
 from sidecar.sessions.memory import MemoryStore
 from sidecar.sessions.redis_store import RedisStore
 from sidecar.sessions.sessions import SessionManager
@@ -127,7 +128,8 @@ class Runtime:
     config: Config
     tenants: TenantTableRef
     store: Store
-    upstream: aiohttp.ClientSession
+    upstream: aiohttp.ClientSession  # WebSocket upgrades
+    upstream_pool: UpstreamPool  # every other request to the desks
     sso: SsoServices
     draining: bool = False
     config_path: str | None = None
@@ -155,6 +157,10 @@ async def open_runtime(
         connect_timeout=config.server.upstream_connect_timeout,
         read_timeout=config.server.upstream_read_timeout,
     )
+    upstream_pool = UpstreamPool(
+        connect_timeout=config.server.upstream_connect_timeout,
+        read_timeout=config.server.upstream_read_timeout,
+    )
     idp_http = make_idp_session()
     tenants = TenantTableRef(build_tenants(config, idp_http))
     runtime = Runtime(
@@ -162,6 +168,7 @@ async def open_runtime(
         tenants=tenants,
         store=the_store,
         upstream=upstream,
+        upstream_pool=upstream_pool,
         sso=build_sso_services(config, the_store, idp_http, mailer),
         config_path=config_path,
     )
@@ -173,6 +180,7 @@ async def open_runtime(
         await close_providers(tenants.table)
         await idp_http.close()
         await upstream.close()
+        await upstream_pool.close()
         if owned_store:
             await the_store.close()
 

@@ -11,6 +11,7 @@ from typing import Any
 from yarl import URL
 
 from sidecar.config.model import TenantConfig, normalize_host
+from sidecar.upstream import Origin
 
 # A reg-name or bracketed IPv6 literal, then an optional port (RFC 9110 §7.2, RFC 3986 §3.2.2).
 _HOST_HEADER = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::(\d{1,5}))?$")
@@ -72,6 +73,11 @@ class Tenant:
     def upstream_origin(self) -> str:
         """scheme://host[:port] of the desk: request targets are appended to it as they are."""
         return str(self.upstream.origin())
+
+    @cached_property
+    def origin(self) -> Origin:
+        """The desk's address for the upstream pool."""
+        return Origin.of(self.upstream)
 
     @property
     def has_sso(self) -> bool:

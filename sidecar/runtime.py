@@ -21,7 +21,6 @@ from sidecar.config.model import Config
 from sidecar.keys import DerivedKeys
 from sidecar.oidc.provider import EntraProvider
 from sidecar.proxy import make_upstream_session
-from sidecar.upstream import UpstreamPool
 from sidecar.sessions.memory import MemoryStore
 from sidecar.sessions.redis_store import RedisStore
 from sidecar.sessions.sessions import SessionManager
@@ -35,6 +34,7 @@ from sidecar.signup import (
     VerificationCodes,
 )
 from sidecar.tenants import Tenant, TenantTable, TenantTableRef
+from sidecar.upstream import UpstreamPool
 
 
 def open_store(config: Config) -> Store:

@@ -73,7 +73,8 @@ class Origin:
 
     @classmethod
     def of(cls, url: URL) -> Origin:
-        assert url.host is not None and url.port is not None
+        assert url.host is not None
+        assert url.port is not None
         return cls(url.scheme, url.host, url.port)
 
 
@@ -105,16 +106,16 @@ class UpstreamResponse:
     """One response from the desk. Read its body, then `release()` it (always)."""
 
     __slots__ = (
-        "_connection",
-        "_chunks",
         "_buffered",
-        "_waiter",
-        "_error",
+        "_chunks",
         "_complete",
-        "status",
-        "reason",
-        "headers",
+        "_connection",
+        "_error",
+        "_waiter",
         "content_length",
+        "headers",
+        "reason",
+        "status",
     )
 
     def __init__(self, connection: _Connection) -> None:
@@ -341,7 +342,8 @@ class _Connection(asyncio.Protocol):
         self, head: bytes, method: str, body: StreamReader | None, chunked: bool
     ) -> UpstreamResponse:
         transport = self.transport
-        assert transport is not None and self.response is None
+        assert transport is not None
+        assert self.response is None
         response = self.response = UpstreamResponse(self)
         self.head_ready = self.loop.create_future()
         self.method_is_head = method == "HEAD"
@@ -384,7 +386,8 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
     def arm_timer(self) -> None:
-        self.timer = self.loop.call_at(self.last_activity + self.pool.read_timeout, self.check_timer)
+        deadline = self.last_activity + self.pool.read_timeout
+        self.timer = self.loop.call_at(deadline, self.check_timer)
 
     def check_timer(self) -> None:
         self.timer = None

@@ -15,11 +15,22 @@ def is_ours(name: str) -> bool:
     return name.strip().startswith(OUR_PREFIXES)
 
 
-def without_our_cookies(header_value: str) -> str:
-    """The Cookie header minus our cookies (the desk never sees our session id)."""
-    kept = [
-        pair.strip()
-        for pair in header_value.split(";")
-        if pair.strip() and not is_ours(pair.split("=", 1)[0])
-    ]
-    return "; ".join(kept)
+def split_cookies(header_values: list[str]) -> tuple[str, dict[str, str]]:
+    """The Cookie header lines, parsed once per request: (what the desk may receive,
+    our cookies by exact name, the first of each name winning).
+
+    SECURITY: the desk never sees our cookies (session id, sign-in transactions).
+    """
+    kept: list[str] = []
+    ours: dict[str, str] = {}
+    for header in header_values:
+        for raw_pair in header.split(";"):
+            pair = raw_pair.strip()
+            if not pair:
+                continue
+            name, sep, value = pair.partition("=")
+            if not is_ours(name):
+                kept.append(pair)
+            elif sep and name not in ours:
+                ours[name] = value.strip('"')
+    return "; ".join(kept), ours

@@ -122,6 +122,8 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
                 request_id=ctx.request_id,
             )
         url = URL(ctx.tenant.upstream_origin + ctx.target, encoded=True)
+        if ctx.identity_headers is not None:
+            headers.extend(ctx.identity_headers.fields)
         return await _proxy_websocket(request, ctx, request.app[UPSTREAM_SESSION], url, headers)
     started = time.monotonic()
     try:
@@ -131,6 +133,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
             ctx.target,
             headers,
             request.content if request.body_exists else None,
+            ctx.identity_headers.block if ctx.identity_headers is not None else None,
         )
     except UnsendableRequest:
         return error_response(

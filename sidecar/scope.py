@@ -24,10 +24,15 @@ class RequestScope:
     forwarded_host: str = ""  # the Host the client asked for, as sent on X-Forwarded-Host
     # Headers for the desk: the client's, minus hop-by-hop, identity and forwarding headers.
     upstream_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    # The sidecar's own cookies from the request, by name (taken out of upstream_headers).
+    our_cookies: dict[str, str] = field(default_factory=dict)
     # normalized_path(target), once per request: public_paths and logout_paths match on it.
     path_for_matching: str | None = None
     is_public_path: bool = False
     identity: Any = None  # the signed-in identity (sidecar.auth), once known
+    # Its headers for the desk (sidecar.auth.identity.IdentityHeaders), sent after
+    # upstream_headers.
+    identity_headers: Any = None
     # Headers added to the desk's response (e.g. clearing our cookie on the desk's logout).
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     upstream_seconds: float | None = None

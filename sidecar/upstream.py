@@ -78,18 +78,41 @@ class Origin:
         return cls(url.scheme, url.host, url.port)
 
 
-def request_head(method: str, target: str, headers: CIMultiDict[str], *, chunked: bool) -> bytes:
-    """The request line and header block, as bytes for the wire.
+@dataclass(frozen=True, slots=True)
+class HeadBlock:
+    """Header lines serialised and checked once, for a set sent on many requests
+    (the identity headers of a signed-in user)."""
+
+    data: bytes
+
+    @classmethod
+    def of(cls, headers: CIMultiDict[str]) -> HeadBlock:
+        text = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        if text.count("\n") != len(headers) or text.count("\r") != len(headers) or "\0" in text:
+            raise UnsendableRequest("a header has a line break or NUL")
+        return cls(text.encode("utf-8", "surrogateescape"))
+
+
+def request_head(
+    method: str,
+    target: str,
+    headers: CIMultiDict[str],
+    *,
+    chunked: bool,
+    extra: HeadBlock | None = None,
+) -> bytes:
+    """The request line and header block (`headers`, then `extra`), as bytes for the wire.
 
     SECURITY: header injection and request splitting (RFC 9112 §2.2, §5): the only CR
     and LF in the head are its own line ends, there is no NUL, and the target has no
     space. Incoming values were already parsed strictly, so this guards our own code.
     """
-    lines = [f"{method} {target} HTTP/1.1", *[f"{k}: {v}" for k, v in headers.items()]]
+    fields = [*map(": ".join, headers.items())]  # joined in C: this runs per request
     if chunked:
-        lines.append("Transfer-Encoding: chunked")
-    head = "\r\n".join(lines) + "\r\n\r\n"
-    line_ends = len(lines) + 1
+        fields.append("Transfer-Encoding: chunked")
+    fields.append("")
+    head = f"{method} {target} HTTP/1.1\r\n" + "\r\n".join(fields)
+    line_ends = len(fields)
     if (
         head.count("\n") != line_ends
         or head.count("\r") != line_ends
@@ -99,7 +122,9 @@ def request_head(method: str, target: str, headers: CIMultiDict[str], *, chunked
     ):
         raise UnsendableRequest("the request head has a line break or NUL in a field")
     # Values came from aiohttp's parser as UTF-8 with surrogate escapes: the same bytes go on.
-    return head.encode("utf-8", "surrogateescape")
+    wire = head.encode("utf-8", "surrogateescape")
+    # `extra` was checked when it was made; then the empty line that ends the head.
+    return wire + extra.data + b"\r\n" if extra is not None else wire + b"\r\n"
 
 
 class UpstreamResponse:
@@ -332,9 +357,6 @@ class _Connection(asyncio.Protocol):
         if not self.method_is_head:
             self.keep_alive = self.keep_alive and self.parser.should_keep_alive()
             response._end()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     # ---- the exchange ---------------------------------------------------------------------
 
@@ -349,7 +371,8 @@ class _Connection(asyncio.Protocol):
         self.method_is_head = method == "HEAD"
         self.received_any = False
         self.last_activity = self.loop.time()
-        self.arm_timer()
+        if self.timer is None:
+            self.arm_timer()
         transport.write(head)
         if body is None:
             self.request_sent = True
@@ -385,6 +408,9 @@ class _Connection(asyncio.Protocol):
             self.fail(UpstreamDisconnected("the request body could not be sent"))
             self.abort()
 
+    # The read timeout. One timer per connection, left running between exchanges and
+    # checked lazily against the time bytes last moved: arming a timer per request
+    # cost more than the rest of the exchange's bookkeeping.
     def arm_timer(self) -> None:
         deadline = self.last_activity + self.pool.read_timeout
         self.timer = self.loop.call_at(deadline, self.check_timer)
@@ -392,7 +418,10 @@ class _Connection(asyncio.Protocol):
     def check_timer(self) -> None:
         self.timer = None
         response = self.response
-        if response is None or response._complete or self.closed:
+        if self.closed or response is None:
+            return  # idle: the next exchange arms it again
+        if response._complete:
+            self.arm_timer()
             return
         if self.reading_paused or self.loop.time() - self.last_activity < self.pool.read_timeout:
             # Waiting on our own client is not the desk's silence; or bytes moved meanwhile.
@@ -430,9 +459,6 @@ class _Connection(asyncio.Protocol):
             return
         self.response = None
         self.head_ready = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         task, self.body_task = self.body_task, None
         if task is not None and not task.done():
             task.cancel()
@@ -469,14 +495,16 @@ class UpstreamPool:
         target: str,
         headers: CIMultiDict[str],
         body: StreamReader | None = None,
+        extra: HeadBlock | None = None,
     ) -> UpstreamResponse:
-        """Sends the request; returns once the response head has arrived.
+        """Sends the request (`headers`, then the lines of `extra`); returns once the
+        response head has arrived.
 
         Raises UpstreamError (or OSError/TimeoutError while connecting), or
         UnsendableRequest before anything was sent.
         """
         chunked = body is not None and "Content-Length" not in headers
-        head = request_head(method, target, headers, chunked=chunked)
+        head = request_head(method, target, headers, chunked=chunked, extra=extra)
         while True:
             connection = self._take_idle(origin) or await self._connect(origin)
             try:

@@ -41,16 +41,8 @@ def clear_cookie(response: web.StreamResponse, ctx: RequestScope, base: str) -> 
     )
 
 
-def read_cookie(request: web.Request, ctx: RequestScope, base: str) -> str | None:
-    """Our cookie's value, found without parsing every cookie (a hot-path cost)."""
+def read_cookie(ctx: RequestScope, base: str) -> str | None:
+    """Our cookie's value, as the strip step found it (the Cookie header is parsed once)."""
     # SECURITY: over https only the `__Host-` name is read, so a cookie planted by a
     # sibling subdomain or over plain http (cookie tossing) is never taken for ours.
-    name = cookie_name(base, ctx.scheme)
-    for header in request.headers.getall("Cookie", ()):
-        if name not in header:
-            continue
-        for pair in header.split(";"):
-            key, sep, value = pair.strip().partition("=")
-            if sep and key == name:
-                return value.strip('"') or None
-    return None
+    return ctx.our_cookies.get(cookie_name(base, ctx.scheme)) or None

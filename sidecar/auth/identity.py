@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from joserfc import jwt
 from multidict import CIMultiDict
 
 from sidecar import headers as h
 from sidecar.keys import DerivedKeys
+from sidecar.upstream import HeadBlock
 
 ASSERTION_LIFETIME = 300
 REUSE_FOR = 60
@@ -35,6 +36,16 @@ class Identity:
     given_name: str | None
     family_name: str | None
     name: str | None
+    # Computed once: an identity is a cache key on every signed-in request.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.user_key, self.oid, self.tid, self.email)
+        names = (self.given_name, self.family_name, self.name)
+        object.__setattr__(self, "_hash", hash((*fields, *names)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def userinfo(self) -> dict[str, str | None]:
         return {
@@ -48,22 +59,33 @@ class Identity:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class IdentityHeaders:
+    """The desk's identity headers: as fields (WebSocket handshakes) and as head lines
+    serialised once (every other request; the precomputed header set of issue 6)."""
+
+    signed_at: float
+    fields: CIMultiDict[str]
+    block: HeadBlock
+
+
 class AssertionSigner:
     """Signs assertions and builds the desk's header set, both reused for a minute."""
 
     def __init__(self, keys: DerivedKeys) -> None:
         self._keys = keys
-        self._cache: OrderedDict[tuple[object, ...], tuple[float, CIMultiDict[str]]] = OrderedDict()
+        self._cache: OrderedDict[tuple[object, ...], IdentityHeaders] = OrderedDict()
 
-    def headers(self, identity: Identity, *, issuer: str, audience: str) -> CIMultiDict[str]:
+    def headers(self, identity: Identity, *, issuer: str, audience: str) -> IdentityHeaders:
         """The identity headers with a fresh enough assertion (the caller must not edit them)."""
         now = time.time()
         cache_key = (identity, issuer, audience)
         cached = self._cache.get(cache_key)
-        if cached is not None and now - cached[0] < REUSE_FOR:
-            return cached[1]
-        built = identity_headers(identity, self._sign(identity, issuer, audience, now))
-        self._cache[cache_key] = (now, built)
+        if cached is not None and now - cached.signed_at < REUSE_FOR:
+            return cached
+        fields = identity_headers(identity, self._sign(identity, issuer, audience, now))
+        built = IdentityHeaders(now, fields, HeadBlock.of(fields))
+        self._cache[cache_key] = built
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return built

@@ -14,7 +14,7 @@ async def userinfo(request: web.Request) -> web.StreamResponse:
     state = await sign_in_state(request)
     if state.session is None:
         return json_response({"error": "login_required", "login_url": login_url("/")}, status=401)
-    identity = state.identity()
+    identity = state.identity
     if identity is None:
         return json_response({"error": "signup_required", "signup_url": "/.sso/signup"}, status=403)
     return json_response(identity.userinfo())

@@ -209,7 +209,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if not state or len(state) > 512:
         return _bad_callback(request, ctx, "missing_state")
     cookie_base = _transaction_cookie(state)
-    sealed = read_cookie(request, ctx, cookie_base)
+    sealed = read_cookie(ctx, cookie_base)
     opened = sso.keys.login_box.open(sealed, LOGIN_TRANSACTION_TTL) if sealed else None
     transaction = json.loads(opened) if opened else None
     # SECURITY: the state must match the transaction this browser started (login CSRF:

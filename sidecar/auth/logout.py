@@ -23,7 +23,7 @@ async def end_session(request: web.Request, response: web.StreamResponse, kind: 
     assert ctx.tenant is not None
     session = await current_session(request)
     clear_cookie(response, ctx, SESSION_COOKIE)
-    cookie = read_cookie(request, ctx, SESSION_COOKIE)
+    cookie = read_cookie(ctx, SESSION_COOKIE)
     if cookie:
         request.app[SSO].cache.discard(ctx.tenant.host, cookie)
     if session is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -31,6 +31,11 @@ class SignInState:
     session: Session | None
     account: Account | None
     claimed_email: str | None = None  # usable_claim(session.email_claim)
+    # What the desk is told, built once here: the state is cached and read per request.
+    identity: Identity | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identity", self._identity())
 
     @property
     def email_change_pending(self) -> bool:
@@ -39,7 +44,7 @@ class SignInState:
             return False
         return self.claimed_email.lower() != self.account.email.lower()
 
-    def identity(self) -> Identity | None:
+    def _identity(self) -> Identity | None:
         """Names come from the latest ID token; the email only ever from the account."""
         if self.session is None or self.account is None:
             return None
@@ -55,25 +60,37 @@ class SignInState:
         )
 
 
+_SIGNED_OUT = SignInState(None, None)
+
+
+def cached_sign_in_state(request: web.Request) -> SignInState | None:
+    """The hot path, without a coroutine: no cookie (signed out), or a cached sign-in;
+    None when the store must be asked (sign_in_state)."""
+    ctx = request[SCOPE]
+    assert ctx.tenant is not None
+    cookie = read_cookie(ctx, SESSION_COOKIE)
+    if not cookie:
+        return _SIGNED_OUT
+    sso = request.app[SSO]
+    # The cache answers only while the store is known to be up: an outage fails closed.
+    return sso.cache.get(ctx.tenant.host, cookie) if sso.store.healthy else None
+
+
 async def sign_in_state(request: web.Request) -> SignInState:
+    cached = cached_sign_in_state(request)
+    if cached is not None:
+        return cached
     ctx = request[SCOPE]
     assert ctx.tenant is not None
     sso = request.app[SSO]
-    cookie = read_cookie(request, ctx, SESSION_COOKIE)
-    if not cookie:
-        return SignInState(None, None)
-    # The cache answers only while the store is known to be up: an outage fails closed.
-    cached: SignInState | None = (
-        sso.cache.get(ctx.tenant.host, cookie) if sso.store.healthy else None
-    )
-    if cached is not None:
-        return cached
     session = await current_session(request)
     if session is None:
-        return SignInState(None, None)
+        return _SIGNED_OUT
     # SECURITY: the account is found by (host, tid, oid) only, never by email (nOAuth).
     account = await sso.accounts.get(ctx.tenant.host, session.user_key)
     state = SignInState(session, account, usable_claim(session.email_claim))
     if account is not None and not state.email_change_pending:
+        cookie = read_cookie(ctx, SESSION_COOKIE)
+        assert cookie is not None  # current_session found a session by it
         sso.cache.put(ctx.tenant.host, cookie, state)
     return state

@@ -18,7 +18,7 @@ async def current_session(request: web.Request) -> Session | None:
         return request[_SESSION]
     ctx = request[SCOPE]
     assert ctx.tenant is not None
-    cookie = read_cookie(request, ctx, SESSION_COOKIE)
+    cookie = read_cookie(ctx, SESSION_COOKIE)
     if not cookie:
         return None
     session = await request.app[SSO].sessions.load(ctx.tenant.host, cookie)

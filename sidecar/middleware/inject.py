@@ -15,10 +15,8 @@ def inject_middleware(*, signer: AssertionSigner) -> Middleware:
         ctx = request[SCOPE]
         assert ctx.tenant is not None
         if ctx.identity is not None:
-            ctx.upstream_headers.extend(
-                signer.headers(
-                    ctx.identity, issuer=f"{ctx.public_origin}/.sso", audience=ctx.tenant.host
-                )
+            ctx.identity_headers = signer.headers(
+                ctx.identity, issuer=f"{ctx.public_origin}/.sso", audience=ctx.tenant.host
             )
         return await handler(request)
 

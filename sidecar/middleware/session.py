@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 from sidecar.auth.login import login_url
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
-from sidecar.auth.resolve import sign_in_state
+from sidecar.auth.resolve import cached_sign_in_state, sign_in_state
 from sidecar.auth.signup_routes import render_signup
 from sidecar.paths import under_prefix
 from sidecar.responses import is_navigation, json_response, redirect
@@ -30,7 +30,7 @@ def session_middleware() -> Middleware:
         assert ctx.tenant is not None
         if not ctx.tenant.has_sso or ctx.is_public_path:
             return await handler(request)
-        state = await sign_in_state(request)
+        state = cached_sign_in_state(request) or await sign_in_state(request)
         if state.session is None:
             target = login_url(ctx.target)
             if is_navigation(request):
@@ -45,7 +45,7 @@ def session_middleware() -> Middleware:
             return json_response(
                 {"error": "signup_required", "signup_url": SIGNUP_PATH}, status=403
             )
-        ctx.identity = state.identity()
+        ctx.identity = state.identity
         if under_prefix(ctx.path_for_matching, ctx.tenant.config.logout_paths):
             # The desk's own sign-out ends ours too; the request is then forwarded.
             probe = web.Response()

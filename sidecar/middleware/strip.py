@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sidecar.cookies import without_our_cookies
+from sidecar.cookies import split_cookies
 from sidecar.headers import CLIENT_MAY_NOT_SEND, REQUEST_ID, canonical, end_to_end
 from sidecar.scope import SCOPE
 
@@ -20,7 +20,7 @@ def strip_middleware() -> Middleware:
         for name in {k for k in headers if canonical(k) in CLIENT_MAY_NOT_SEND}:
             headers.popall(name)
         if "Cookie" in headers:
-            cookies = without_our_cookies("; ".join(headers.popall("Cookie")))
+            cookies, ctx.our_cookies = split_cookies(headers.popall("Cookie"))
             if cookies:
                 headers["Cookie"] = cookies
         ctx.upstream_headers = headers

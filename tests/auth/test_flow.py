@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
@@ -236,3 +237,19 @@ async def test_client_secret_rotation_tries_the_next_secret() -> None:
         async with world.http.get(world.sidecar.admin_url + "/metrics") as response:
             text = await response.text()
         assert 'ticketlog_sso_client_secret_index{tenant="desk.contoso.test"} 1.0' in text
+
+
+async def test_signed_in_websocket_handshake_carries_the_identity(world: World) -> None:
+    browser = world.browser("alice")
+    await world.sign_up(browser)
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    forged = {"X-TicketLog-Email": "mallory@evil.test"}
+    async with browser.http.ws_connect(
+        browser.sidecar_url + "/ws", headers={"Host": HOST, "Cookie": cookie, **forged}
+    ) as ws:
+        await ws.send_str("whoami")
+        handshake = json.loads((await ws.receive()).data)
+    assert handshake["X-TicketLog-Email"] == "alice@contoso.test"
+    assert handshake["X-TicketLog-User"].endswith(".6d5a4e1c-3b2a-4c1d-9e8f-7a6b5c4d3e2f")
+    assert handshake["X-TicketLog-Identity"].count(".") == 2
+    assert "tlsso" not in handshake.get("Cookie", "")

@@ -44,7 +44,7 @@ def build_public_app(runtime: Runtime) -> web.Application:
             strip_middleware(),  # 3
             own_routes_middleware(routes=SSO_ROUTES),  # 4
             public_paths_middleware(),  # 5
-            session_middleware(),  # 6, 7
+            session_middleware(sso=runtime.sso),  # 6, 7
             inject_middleware(signer=runtime.sso.signer),  # 8
         ],
         client_max_size=OWN_ROUTE_MAX_BODY,

@@ -21,6 +21,16 @@ def split_cookies(header_values: list[str]) -> tuple[str, dict[str, str]]:
 
     SECURITY: the desk never sees our cookies (session id, sign-in transactions).
     """
+    if len(header_values) == 1:
+        # The common cases, decided without the loop below: none of ours (SSO-less
+        # desks), or only our session cookie (an API client of a desk without cookies).
+        header = header_values[0]
+        if "tlsso" not in header:
+            return header, {}
+        if ";" not in header:
+            name, sep, value = header.strip().partition("=")
+            if sep and name in OUR_PREFIXES:
+                return "", {name: value.strip('"')}
     kept: list[str] = []
     ours: dict[str, str] = {}
     for header in header_values:

@@ -65,7 +65,9 @@ class Tenant:
     # Filled by the sign-in layer for tenants with an sso block (the OIDC provider).
     sso: Any = field(default=None, compare=False)
 
-    @property
+    # cached_property: after the first read these are plain attribute reads, and they
+    # are read several times on every request.
+    @cached_property
     def host(self) -> str:
         return self.config.host
 
@@ -79,7 +81,7 @@ class Tenant:
         """The desk's address for the upstream pool."""
         return Origin.of(self.upstream)
 
-    @property
+    @cached_property
     def has_sso(self) -> bool:
         return self.config.sso is not None
 

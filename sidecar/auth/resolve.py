@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from sidecar.auth.context import SSO
+from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.cookies import SESSION_COOKIE, read_cookie
 from sidecar.auth.identity import Identity
 from sidecar.auth.session_lookup import current_session
-from sidecar.scope import SCOPE
+from sidecar.cookies import cookie_name
+from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.sessions import Session
 from sidecar.signup import Account, InvalidEmail, normalize_typed_email
 
@@ -31,18 +32,17 @@ class SignInState:
     session: Session | None
     account: Account | None
     claimed_email: str | None = None  # usable_claim(session.email_claim)
-    # What the desk is told, built once here: the state is cached and read per request.
+    # Derived once here, because the state is cached and read on every request:
+    # what the desk is told, and whether the ID token now claims another address than
+    # the verified one (issue: email changes).
     identity: Identity | None = field(init=False, default=None)
+    email_change_pending: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identity", self._identity())
-
-    @property
-    def email_change_pending(self) -> bool:
-        """The ID token now claims another address than the verified one (issue: email changes)."""
-        if self.account is None or self.claimed_email is None:
-            return False
-        return self.claimed_email.lower() != self.account.email.lower()
+        if self.account is not None and self.claimed_email is not None:
+            changed = self.claimed_email.lower() != self.account.email.lower()
+            object.__setattr__(self, "email_change_pending", changed)
 
     def _identity(self) -> Identity | None:
         """Names come from the latest ID token; the email only ever from the account."""
@@ -63,26 +63,28 @@ class SignInState:
 _SIGNED_OUT = SignInState(None, None)
 
 
-def cached_sign_in_state(request: web.Request) -> SignInState | None:
+def cached_sign_in_state(ctx: RequestScope, sso: SsoServices) -> SignInState | None:
     """The hot path, without a coroutine: no cookie (signed out), or a cached sign-in;
     None when the store must be asked (sign_in_state)."""
-    ctx = request[SCOPE]
     assert ctx.tenant is not None
-    cookie = read_cookie(ctx, SESSION_COOKIE)
+    cookie = ctx.our_cookies.get(SESSION_COOKIE_NAMES[ctx.scheme]) if ctx.our_cookies else None
     if not cookie:
         return _SIGNED_OUT
-    sso = request.app[SSO]
     # The cache answers only while the store is known to be up: an outage fails closed.
     return sso.cache.get(ctx.tenant.host, cookie) if sso.store.healthy else None
 
 
+# read_cookie(ctx, SESSION_COOKIE) without building the name on every request.
+SESSION_COOKIE_NAMES = {scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")}
+
+
 async def sign_in_state(request: web.Request) -> SignInState:
-    cached = cached_sign_in_state(request)
-    if cached is not None:
-        return cached
     ctx = request[SCOPE]
     assert ctx.tenant is not None
     sso = request.app[SSO]
+    cached = cached_sign_in_state(ctx, sso)
+    if cached is not None:
+        return cached
     session = await current_session(request)
     if session is None:
         return _SIGNED_OUT

@@ -13,10 +13,12 @@ def inject_middleware(*, signer: AssertionSigner) -> Middleware:
     @web.middleware
     async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request[SCOPE]
-        assert ctx.tenant is not None
         if ctx.identity is not None:
+            assert ctx.tenant is not None
             ctx.identity_headers = signer.headers(
-                ctx.identity, issuer=f"{ctx.public_origin}/.sso", audience=ctx.tenant.host
+                ctx.identity,
+                issuer=f"{ctx.scheme}://{ctx.public_host}/.sso",
+                audience=ctx.tenant.host,
             )
         return await handler(request)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from sidecar.auth.context import SsoServices
 from sidecar.auth.login import login_url
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
@@ -23,14 +24,15 @@ from sidecar.scope import SCOPE
 SIGNUP_PATH = "/.sso/signup"
 
 
-def session_middleware() -> Middleware:
+def session_middleware(*, sso: SsoServices) -> Middleware:
     @web.middleware
     async def session_and_account(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request[SCOPE]
-        assert ctx.tenant is not None
-        if not ctx.tenant.has_sso or ctx.is_public_path:
+        tenant = ctx.tenant
+        assert tenant is not None
+        if not tenant.has_sso or ctx.is_public_path:
             return await handler(request)
-        state = cached_sign_in_state(request) or await sign_in_state(request)
+        state = cached_sign_in_state(ctx, sso) or await sign_in_state(request)
         if state.session is None:
             target = login_url(ctx.target)
             if is_navigation(request):
@@ -46,7 +48,8 @@ def session_middleware() -> Middleware:
                 {"error": "signup_required", "signup_url": SIGNUP_PATH}, status=403
             )
         ctx.identity = state.identity
-        if under_prefix(ctx.path_for_matching, ctx.tenant.config.logout_paths):
+        logout_paths = tenant.config.logout_paths
+        if logout_paths and under_prefix(ctx.path_for_matching, logout_paths):
             # The desk's own sign-out ends ours too; the request is then forwarded.
             probe = web.Response()
             await end_session(request, probe, "desk_logout")

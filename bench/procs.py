@@ -183,6 +183,16 @@ async def wait_for_port(child: Child, port: int | None = None, timeout: float = 
     raise TimeoutError(f"{child.name} did not listen on {port}:\n{child.log_tail()}")
 
 
+def pin(pids: Sequence[int], cpus: set[int]) -> bool:
+    """Restrict processes to `cpus` (Linux); False where that is not possible."""
+    try:
+        for pid in pids:
+            os.sched_setaffinity(pid, cpus)
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop when it is installed (as `ticketlog-sso serve` does), else asyncio."""
     try:

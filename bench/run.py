@@ -47,7 +47,7 @@ import aiohttp
 from bench.loadgen import LoadResult, run_http_load, websocket_echo, wrk_path
 from bench.memory import idle_connections, stream_peaks
 from bench.nginx import nginx_path, nginx_version
-from bench.procs import Child, ClientCpuMeter, CpuMeter, raise_nofile_limit, run_loop
+from bench.procs import Child, ClientCpuMeter, CpuMeter, pin, raise_nofile_limit, run_loop
 from bench.signin import LoginResult, login_loop
 from bench.stack import DESK_HOST, PRIVATE_PATH, PUBLIC_PATH, SSO_HOST, USER, Stack, open_stack
 
@@ -110,6 +110,7 @@ class Row:
 @dataclass
 class Report:
     rows: list[Row] = field(default_factory=list)
+    pinning: str = ""
 
     def value(self, key: str) -> float | None:
         for row in self.rows:
@@ -285,6 +286,27 @@ class Bench:
     report: Report
     processes: dict[str, Child | Exception] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
+    proxy_cpu: set[int] = field(default_factory=set)
+    other_cpus: set[int] = field(default_factory=set)
+
+    def pin_processes(self) -> str:
+        """The proxy under test gets a core of its own; the load generator (this process and
+        its wrk children), the upstream and the emulator share the others. Without this,
+        the scheduler moving them about was the largest source of noise between rounds."""
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        if len(cpus) < 2:
+            return "not pinned (one CPU)"
+        self.proxy_cpu = {max(cpus)}
+        self.other_cpus = cpus - self.proxy_cpu
+        others = [os.getpid(), *self.stack.upstream.pids, *self.stack.services.pids]
+        proxies = [pid for c in self.processes.values() if isinstance(c, Child) for pid in c.pids]
+        if not (pin(others, self.other_cpus) and pin(proxies, self.proxy_cpu)):
+            return "not pinned (sched_setaffinity refused)"
+        return (
+            f"proxy under test on CPU {min(self.proxy_cpu)}; load generator, upstream and "
+            f"emulator on CPU {','.join(map(str, sorted(self.other_cpus)))} "
+            "(row (a): the upstream on the proxy's CPU)"
+        )
 
     async def start(self, nginx: str | None, redis_url: str | None) -> None:
         """Starts the proxies under test at once (their start-up overlaps)."""
@@ -358,11 +380,17 @@ class Bench:
                 tool=self.tool,
             )
 
-        if warmup and settings.warmup:
-            await load(settings.warmup)
-        result, cpu = await _measured(
-            target.pids if proxy else [], self.stack.upstream.pids, load(settings.duration)
-        )
+        if proxy is None and self.proxy_cpu:
+            pin(self.stack.upstream.pids, self.proxy_cpu)  # the upstream is what is measured
+        try:
+            if warmup and settings.warmup:
+                await load(settings.warmup)
+            result, cpu = await _measured(
+                target.pids if proxy else [], self.stack.upstream.pids, load(settings.duration)
+            )
+        finally:
+            if proxy is None and self.other_cpus:
+                pin(self.stack.upstream.pids, self.other_cpus)
         return Row(
             key,
             LABELS[key],
@@ -507,6 +535,7 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
         async with open_stack(workdir) as stack:
             bench = Bench(settings, tool, stack, report)
             await bench.start(nginx, None if redis_problem else settings.redis_url)
+            report.pinning = bench.pin_processes()
             # (a)-(f) in rounds, interleaved, so that drift on a shared machine hits every
             # row alike; each row shows its median round.
             plan: list[tuple[str, str | None, str, bool]] = [
@@ -652,6 +681,7 @@ async def main(settings: Settings) -> int:
         "ticketlog-sso benchmark"
         + (" (--quick: tiny numbers, not for comparison)" if settings.quick else ""),
         *machine_lines(settings, tool, nginx),
+        f"cpus:      {report.pinning}",
         "",
         *table(report.rows),
         *ratio_lines(report),

@@ -11,9 +11,10 @@ change) are cached, so signup progress is never hidden by the cache.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -33,6 +34,8 @@ class SignInCache(Generic[T]):
         # (host, cookie value) -> (deadline, value); the exact cookie string is the key,
         # so a hit implies the cookie's MAC was verified when the entry was made.
         self._entries: OrderedDict[tuple[str, str], tuple[float, T]] = OrderedDict()
+        self._generation = 0
+        self._loading: dict[tuple[str, str], asyncio.Future[T]] = {}
 
     def get(self, host: str, cookie: str) -> T | None:
         key = (host, cookie)
@@ -44,19 +47,51 @@ class SignInCache(Generic[T]):
             return None
         return entry[1]
 
-    def put(self, host: str, cookie: str, value: T) -> None:
+    @property
+    def generation(self) -> int:
+        """Changes whenever entries are dropped (see put)."""
+        return self._generation
+
+    def put(
+        self, host: str, cookie: str, value: T, *, unless_dropped_since: int | None = None
+    ) -> None:
+        """Caches `value`; with `unless_dropped_since` (a generation read before the store
+        was asked) only if nothing was dropped meanwhile: a logout on this replica that
+        races with a store read must take effect at once, not after the ttl."""
         if self.ttl <= 0:
+            return
+        if unless_dropped_since is not None and unless_dropped_since != self._generation:
             return
         self._entries[(host, cookie)] = (self._clock() + self.ttl, value)
         self._entries.move_to_end((host, cookie))
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
+    async def load_once(self, host: str, cookie: str, load: Callable[[], Awaitable[T]]) -> T:
+        """`load()`, shared by every caller for this key while it runs (single flight).
+
+        It runs as a task, so the request that started it going away does not cancel
+        it for the others; each caller waits through a shield for the same reason.
+        """
+        key = (host, cookie)
+        task = self._loading.get(key)
+        if task is None:
+            task = self._loading[key] = asyncio.ensure_future(load())
+            task.add_done_callback(lambda done: self._loaded(key, done))
+        return await asyncio.shield(task)
+
+    def _loaded(self, key: tuple[str, str], task: asyncio.Future[T]) -> None:
+        self._loading.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # marked as retrieved: every waiter may have gone away
+
     def discard(self, host: str, cookie: str) -> None:
+        self._generation += 1
         self._entries.pop((host, cookie), None)
 
     def discard_where(self, host: str, predicate: Callable[[T], bool]) -> None:
         """Drop every entry of ``host`` matching ``predicate`` (front-channel logout)."""
+        self._generation += 1
         for key in [k for k, (_, v) in self._entries.items() if k[0] == host and predicate(v)]:
             del self._entries[key]
 

@@ -9,7 +9,6 @@ from aiohttp import web
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.cookies import SESSION_COOKIE, read_cookie
 from sidecar.auth.identity import Identity
-from sidecar.auth.session_lookup import current_session
 from sidecar.cookies import cookie_name
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.sessions import Session
@@ -78,21 +77,37 @@ def cached_sign_in_state(ctx: RequestScope, sso: SsoServices) -> SignInState | N
 SESSION_COOKIE_NAMES = {scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")}
 
 
-async def sign_in_state(request: web.Request) -> SignInState:
+async def sign_in_state(request: web.Request, *, shared: bool = False) -> SignInState:
+    """The request's sign-in. `shared` (proxied traffic): concurrent requests with the
+    same cookie share one store read; the signup routes, which change the state they
+    read, always read for themselves."""
     ctx = request[SCOPE]
     assert ctx.tenant is not None
     sso = request.app[SSO]
     cached = cached_sign_in_state(ctx, sso)
     if cached is not None:
         return cached
-    session = await current_session(request)
+    cookie = read_cookie(ctx, SESSION_COOKIE)
+    assert cookie is not None  # cached_sign_in_state answers requests without one
+    host = ctx.tenant.host
+    if not shared:
+        return await _load(sso, host, cookie)
+    # Single flight: when a busy user's cache entry expires, their concurrent requests
+    # wait for one store read instead of each making their own (a burst of round trips
+    # every `cache_ttl` that showed in the p99 latency).
+    state: SignInState = await sso.cache.load_once(host, cookie, lambda: _load(sso, host, cookie))
+    return state
+
+
+async def _load(sso: SsoServices, host: str, cookie: str) -> SignInState:
+    generation = sso.cache.generation
+    session = await sso.sessions.load(host, cookie)
     if session is None:
         return _SIGNED_OUT
     # SECURITY: the account is found by (host, tid, oid) only, never by email (nOAuth).
-    account = await sso.accounts.get(ctx.tenant.host, session.user_key)
+    account = await sso.accounts.get(host, session.user_key)
     state = SignInState(session, account, usable_claim(session.email_claim))
     if account is not None and not state.email_change_pending:
-        cookie = read_cookie(ctx, SESSION_COOKIE)
-        assert cookie is not None  # current_session found a session by it
-        sso.cache.put(ctx.tenant.host, cookie, state)
+        # Not if a logout or deletion dropped entries meanwhile: this read may predate it.
+        sso.cache.put(host, cookie, state, unless_dropped_since=generation)
     return state

@@ -32,7 +32,7 @@ def session_middleware(*, sso: SsoServices) -> Middleware:
         assert tenant is not None
         if not tenant.has_sso or ctx.is_public_path:
             return await handler(request)
-        state = cached_sign_in_state(ctx, sso) or await sign_in_state(request)
+        state = cached_sign_in_state(ctx, sso) or await sign_in_state(request, shared=True)
         if state.session is None:
             target = login_url(ctx.target)
             if is_navigation(request):

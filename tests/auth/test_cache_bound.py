@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from sidecar.sessions.memory import MemoryStore
 from sidecar.sessions.redis_store import RedisStore
 from tests.helpers import config_from, run_sidecar
 from tests.world import Browser, open_world
@@ -65,3 +66,59 @@ async def test_frontchannel_logout_drops_the_local_cache_at_once(redis_url: str)
             assert (await browser.get("/echo", navigate=False)).status == 401
     finally:
         await store.close()
+
+
+class WatchedStore(MemoryStore):
+    """The real memory store, with its session reads counted and, on demand, the answer
+    to the next one held back (read, but not yet returned)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session_reads = 0
+        self.hold_next: asyncio.Event | None = None
+
+    async def get(self, key: str) -> bytes | None:
+        value = await super().get(key)
+        if key.startswith("session:"):
+            self.session_reads += 1
+            hold, self.hold_next = self.hold_next, None
+            if hold is not None:
+                await hold.wait()
+        return value
+
+
+async def test_concurrent_requests_share_one_store_read_when_the_cache_is_cold() -> None:
+    store = WatchedStore()
+    async with open_world(store=store) as world:
+        browser = world.browser("alice")
+        await world.sign_up(browser, rd="/echo")
+        world.sidecar.runtime.sso.cache._entries.clear()  # as when the entry expires
+        store.session_reads = 0
+        release = store.hold_next = asyncio.Event()  # a slow store: the first read waits
+        requests = [asyncio.ensure_future(browser.get("/echo", navigate=False)) for _ in range(20)]
+        await asyncio.sleep(0.3)  # every request has arrived meanwhile
+        release.set()
+        assert [(await r).status for r in requests] == [200] * 20
+        assert store.session_reads == 1
+
+
+async def test_a_logout_racing_a_store_read_is_not_undone_by_the_cache() -> None:
+    store = WatchedStore()
+    async with open_world(store=store) as world:
+        browser = world.browser("alice")
+        await world.sign_up(browser, rd="/echo")
+        world.sidecar.runtime.sso.cache._entries.clear()
+        store.session_reads = 0
+        release = store.hold_next = asyncio.Event()
+        # A request has read the session from the store, and is slow to go on ...
+        in_flight = asyncio.ensure_future(browser.get("/echo", navigate=False))
+        while store.session_reads == 0:
+            await asyncio.sleep(0.01)
+        # ... the user signs out on this replica meanwhile ...
+        kept = dict(browser.cookies)  # a copy of the cookie outlives the logout
+        assert (await browser.get("/.sso/logout")).status == 303
+        release.set()
+        assert (await in_flight).status == 200  # it was read before the logout
+        # ... and what that earlier read found must not be cached and honoured now.
+        browser.cookies.update(kept)
+        assert (await browser.get("/echo", navigate=False)).status == 401

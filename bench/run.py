@@ -1,6 +1,6 @@
 """The sidecar's benchmark: one table, every row measured in the same run.
 
-    .venv/bin/python -m bench.run [--duration 10] [--connections 50] [--quick]
+    .venv/bin/python -m bench.run [--duration 6] [--rounds 5] [--rows c,e,f] [--quick]
 
 Starts everything itself on loopback, each server in its own process: a fast
 raw-asyncio upstream, nginx `proxy_pass` (when installed), a naive aiohttp
@@ -9,7 +9,7 @@ processes (memory store, Redis store on 127.0.0.1:6379 database 14, and fresh
 ones for the memory measurements). Then it measures, one after the other:
 
   (a)-(f)  HTTP req/s and p50/p99 latency (wrk when installed, else aiohttp),
-           in interleaved rounds (default 3) so drift hits every row alike; the
+           in interleaved rounds (default 5) so drift hits every row alike; the
            round with the median rate is shown
   (g)      WebSocket echo round trips/s through the sidecar to the desk's /ws
   sign-in  complete sign-ins/s: /.sso/login, the emulator, /.sso/callback
@@ -75,7 +75,7 @@ class Settings:
     def from_args(cls, args: argparse.Namespace) -> Settings:
         quick = bool(args.quick)
         return cls(
-            duration=args.duration if args.duration is not None else (1 if quick else 10),
+            duration=args.duration if args.duration is not None else (1 if quick else 6),
             warmup=args.warmup if args.warmup is not None else (0 if quick else 2),
             connections=args.connections if args.connections is not None else (10 if quick else 50),
             threads=args.threads,
@@ -85,7 +85,7 @@ class Settings:
             loadgen=args.loadgen,
             quick=quick,
             workdir=args.workdir,
-            rounds=args.rounds if args.rounds is not None else (1 if quick else 3),
+            rounds=args.rounds if args.rounds is not None else (1 if quick else 5),
             redis_url=args.redis_url,
             rows=frozenset(args.rows.split(",")) if args.rows else frozenset(LABELS),
         )
@@ -694,9 +694,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--duration", type=int, help="seconds per row (default 10; quick 1)")
+    parser.add_argument("--duration", type=int, help="seconds per row (default 6; quick 1)")
     parser.add_argument(
-        "--rounds", type=int, help="interleaved rounds of rows (a)-(f), median shown (default 3)"
+        "--rounds", type=int, help="interleaved rounds of rows (a)-(f), median shown (default 5)"
     )
     parser.add_argument("--warmup", type=int, help="warm-up seconds per row (default 2; quick 0)")
     parser.add_argument(

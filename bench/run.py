@@ -146,7 +146,7 @@ def _version(package: str) -> str:
 
 def machine_lines(settings: Settings, tool: str, nginx: str | None) -> list[str]:
     uvloop = importlib.util.find_spec("uvloop") is not None
-    cpus = len(os.sched_getaffinity(0))
+    cpus = os.cpu_count() or 1  # not this process's affinity: pinning narrowed that
     if tool == "wrk":
         wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
         version = (wrk.stdout + wrk.stderr).split("[", 1)[0].strip()

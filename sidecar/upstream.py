@@ -323,7 +323,7 @@ class _Connection(asyncio.Protocol):
             if lowered == "content-length":
                 length = value
             elif lowered == "transfer-encoding":
-                chunked = True
+                chunked = value.rstrip().lower().endswith("chunked")  # RFC 9112 §6.3 rule 4
         self.raw_headers = []
         if length is not None:
             response.content_length = int(length)  # llhttp accepted it: digits only
@@ -366,10 +366,12 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         assert self.response is None
+        self.received_any = False
+        if self.closed or transport.is_closing():
+            raise UpstreamDisconnected("the desk closed the connection")
         response = self.response = UpstreamResponse(self)
         self.head_ready = self.loop.create_future()
         self.method_is_head = method == "HEAD"
-        self.received_any = False
         self.last_activity = self.loop.time()
         if self.timer is None:
             self.arm_timer()
@@ -421,6 +423,8 @@ class _Connection(asyncio.Protocol):
         if self.closed or response is None:
             return  # idle: the next exchange arms it again
         if response._complete:
+            # Read whole, the caller still busy with it: nothing to time on the desk's side.
+            self.last_activity = self.loop.time()
             self.arm_timer()
             return
         if self.reading_paused or self.loop.time() - self.last_activity < self.pool.read_timeout:

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit redis chromium soak bench bench-quick profile venv clean
+.PHONY: demo test lint unit redis chromium soak bench bench-quick bench-instructions profile venv clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -51,6 +51,11 @@ bench: $(STAMP) redis
 
 bench-quick: $(STAMP) redis
 	$(PY) -m bench.run --quick
+
+# Instructions per request on the public and signed-in paths, counted under valgrind:
+# the noise-free companion of rows (d)-(f) (bench/instructions.py; needs valgrind).
+bench-instructions: $(STAMP) redis
+	$(PY) -m bench.instructions $(BENCH_ARGS)
 
 # Where the sidecar's CPU goes under load (row (e)); py-spy is not a project dependency.
 profile: $(STAMP)

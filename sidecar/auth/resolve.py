@@ -61,6 +61,9 @@ class SignInState:
 
 _SIGNED_OUT = SignInState(None, None)
 
+# read_cookie(ctx, SESSION_COOKIE) without building the name on every request.
+SESSION_COOKIE_NAMES = {scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")}
+
 
 def cached_sign_in_state(ctx: RequestScope, sso: SsoServices) -> SignInState | None:
     """The hot path, without a coroutine: no cookie (signed out), or a cached sign-in;
@@ -71,10 +74,6 @@ def cached_sign_in_state(ctx: RequestScope, sso: SsoServices) -> SignInState | N
         return _SIGNED_OUT
     # The cache answers only while the store is known to be up: an outage fails closed.
     return sso.cache.get(ctx.tenant.host, cookie) if sso.store.healthy else None
-
-
-# read_cookie(ctx, SESSION_COOKIE) without building the name on every request.
-SESSION_COOKIE_NAMES = {scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")}
 
 
 async def sign_in_state(request: web.Request, *, shared: bool = False) -> SignInState:

@@ -223,7 +223,9 @@ class _Connection(asyncio.Protocol):
         self.head_ready: asyncio.Future[UpstreamResponse] | None = None
         self.method_is_head = False
         self.received_any = False
-        self.head_bytes = 0
+        self.head_bytes = 0  # bytes received while the response head is awaited
+        self.header_bytes = 0  # of the headers parsed so far (trailers included)
+        self.status_text = b""
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.interim = False
         self.until_eof = False
@@ -251,6 +253,10 @@ class _Connection(asyncio.Protocol):
             return
         self.received_any = True
         self.last_activity = self.loop.time()
+        if self.head_ready is not None:
+            # llhttp hands a header over only once its line has ended: bytes are counted
+            # here, so a desk cannot make us hold an endless head (memory exhaustion).
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -262,6 +268,9 @@ class _Connection(asyncio.Protocol):
                 if isinstance(error, UpstreamError)
                 else UpstreamProtocolError("the desk's response is not valid HTTP/1.1")
             )
+            return
+        if self.head_ready is not None and self.head_bytes > MAX_HEAD_BYTES:
+            self.fail(UpstreamProtocolError("the desk's response head is too large"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -291,15 +300,16 @@ class _Connection(asyncio.Protocol):
         if self.response is None or self.response._complete:
             raise UpstreamProtocolError("the desk sent a response nobody asked for")
         self.raw_headers = []
-        self.head_bytes = 0
+        self.header_bytes = 0
+        self.status_text = b""
 
     def on_status(self, status: bytes) -> None:
-        assert self.response is not None
-        self.response.reason = status.decode("ascii") if status.isascii() and status else None
+        # Called once per piece when the status line arrives in more than one read.
+        self.status_text += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_bytes += len(name) + len(value) + 4
-        if self.head_bytes > MAX_HEAD_BYTES:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > MAX_HEAD_BYTES:
             raise UpstreamProtocolError("the desk's response head is too large")
         self.raw_headers.append((name, value))
 
@@ -312,6 +322,8 @@ class _Connection(asyncio.Protocol):
             self.interim = True
             return
         response.status = status
+        reason = self.status_text
+        response.reason = reason.decode("ascii") if reason and reason.isascii() else None
         headers = response.headers
         length: str | None = None
         chunked = False
@@ -329,7 +341,10 @@ class _Connection(asyncio.Protocol):
             response.content_length = int(length)  # llhttp accepted it: digits only
         no_body = self.method_is_head or status in (204, 304)
         self.until_eof = not no_body and length is None and not chunked
-        self.keep_alive = self.parser.should_keep_alive()
+        # SECURITY: an answer that came before the request body was sent whole means the
+        # desk may not have read that body: it could take the rest for a request of its
+        # own, whose answer would go to the next user of the connection. Never reused.
+        self.keep_alive = self.request_sent and self.parser.should_keep_alive()
         if self.method_is_head:
             # llhttp cannot know a HEAD response has no body, so the exchange ends here
             # and the connection is never reused (see the module's SECURITY note).
@@ -342,6 +357,8 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         response = self.response
         assert response is not None
+        if self.interim:
+            raise UpstreamProtocolError("the desk sent a body with a 1xx response")
         if response._complete:
             raise UpstreamProtocolError("the desk sent a body to a HEAD request")
         if response._add(body) > _PAUSE_ABOVE and not self.reading_paused and self.transport:
@@ -361,7 +378,12 @@ class _Connection(asyncio.Protocol):
     # ---- the exchange ---------------------------------------------------------------------
 
     async def exchange(
-        self, head: bytes, method: str, body: StreamReader | None, chunked: bool
+        self,
+        head: bytes,
+        method: str,
+        body: StreamReader | None,
+        chunked: bool,
+        length: int | None,
     ) -> UpstreamResponse:
         transport = self.transport
         assert transport is not None
@@ -372,6 +394,7 @@ class _Connection(asyncio.Protocol):
         response = self.response = UpstreamResponse(self)
         self.head_ready = self.loop.create_future()
         self.method_is_head = method == "HEAD"
+        self.head_bytes = 0
         self.last_activity = self.loop.time()
         if self.timer is None:
             self.arm_timer()
@@ -380,16 +403,17 @@ class _Connection(asyncio.Protocol):
             self.request_sent = True
         else:
             self.request_sent = False
-            self.body_task = self.loop.create_task(self.send_body(body, chunked))
+            self.body_task = self.loop.create_task(self.send_body(body, chunked, length))
         try:
             return await self.head_ready
         except BaseException:
             self.finish(response)
             raise
 
-    async def send_body(self, body: StreamReader, chunked: bool) -> None:
+    async def send_body(self, body: StreamReader, chunked: bool, length: int | None) -> None:
         transport = self.transport
         assert transport is not None
+        sent = 0
         try:
             while chunk := await body.readany():
                 if self.closed:
@@ -399,6 +423,9 @@ class _Connection(asyncio.Protocol):
                     transport.writelines((f"{len(chunk):x}\r\n".encode(), chunk, b"\r\n"))
                 else:
                     transport.write(chunk)
+                    sent += len(chunk)
+                    # Sent whole: an answer from now on is not an early one.
+                    self.request_sent = sent == length
                 if self.writing_paused:
                     self.drain_waiter = self.loop.create_future()
                     await self.drain_waiter
@@ -508,11 +535,13 @@ class UpstreamPool:
         UnsendableRequest before anything was sent.
         """
         chunked = body is not None and "Content-Length" not in headers
+        # aiohttp's parser accepted the client's Content-Length: digits only, one value.
+        length = None if body is None or chunked else int(headers["Content-Length"])
         head = request_head(method, target, headers, chunked=chunked, extra=extra)
         while True:
             connection = self._take_idle(origin) or await self._connect(origin)
             try:
-                return await connection.exchange(head, method, body, chunked)
+                return await connection.exchange(head, method, body, chunked, length)
             except UpstreamDisconnected:
                 # A kept-alive connection the desk closed just as we wrote to it (RFC 9112
                 # §9.3.1): retried on a fresh connection when nothing came back and the

@@ -35,7 +35,8 @@ class SignInCache(Generic[T]):
         # so a hit implies the cookie's MAC was verified when the entry was made.
         self._entries: OrderedDict[tuple[str, str], tuple[float, T]] = OrderedDict()
         self._generation = 0
-        self._loading: dict[tuple[str, str], asyncio.Future[T]] = {}
+        # Loads in progress, with the generation they began in (load_once).
+        self._loading: dict[tuple[str, str], tuple[int, asyncio.Future[T]]] = {}
 
     def get(self, host: str, cookie: str) -> T | None:
         key = (host, cookie)
@@ -74,14 +75,22 @@ class SignInCache(Generic[T]):
         it for the others; each caller waits through a shield for the same reason.
         """
         key = (host, cookie)
-        task = self._loading.get(key)
-        if task is None:
-            task = self._loading[key] = asyncio.ensure_future(load())
+        running = self._loading.get(key)
+        # SECURITY: a load that began before a logout (or any drop) may have read the
+        # session before it was deleted: a request that comes after must not join it.
+        task: asyncio.Future[T]
+        if running is None or running[0] != self._generation:
+            task = asyncio.ensure_future(load())
+            self._loading[key] = (self._generation, task)
             task.add_done_callback(lambda done: self._loaded(key, done))
+        else:
+            task = running[1]
         return await asyncio.shield(task)
 
     def _loaded(self, key: tuple[str, str], task: asyncio.Future[T]) -> None:
-        self._loading.pop(key, None)
+        running = self._loading.get(key)
+        if running is not None and running[1] is task:
+            del self._loading[key]
         if not task.cancelled():
             task.exception()  # marked as retrieved: every waiter may have gone away
 

@@ -29,6 +29,10 @@ async def end_session(request: web.Request, response: web.StreamResponse, kind: 
     if session is None:
         return False
     await request.app[SSO].sessions.destroy(session)
+    if cookie:
+        # Again, now that the store has it gone: a store read that began between the
+        # first drop and the delete may have found the session; this keeps it uncached.
+        request.app[SSO].cache.discard(ctx.tenant.host, cookie)
     forget_session(request)
     metrics.LOGOUTS.labels(ctx.tenant.host, kind).inc()
     logs.event("signed_out", request_id=ctx.request_id, tenant=ctx.tenant.host, kind=kind)

@@ -122,3 +122,26 @@ async def test_a_logout_racing_a_store_read_is_not_undone_by_the_cache() -> None
         # ... and what that earlier read found must not be cached and honoured now.
         browser.cookies.update(kept)
         assert (await browser.get("/echo", navigate=False)).status == 401
+
+
+async def test_a_request_after_a_logout_never_joins_a_store_read_from_before_it() -> None:
+    """Found by review: single flight must not hand a request that comes after a logout
+    the answer of a store read that began before it."""
+    store = WatchedStore()
+    async with open_world(store=store) as world:
+        browser = world.browser("alice")
+        await world.sign_up(browser, rd="/echo")
+        world.sidecar.runtime.sso.cache._entries.clear()
+        store.session_reads = 0
+        release = store.hold_next = asyncio.Event()
+        kept = dict(browser.cookies)
+        in_flight = asyncio.ensure_future(browser.get("/echo", navigate=False))
+        while store.session_reads == 0:
+            await asyncio.sleep(0.01)
+        assert (await browser.get("/.sso/logout")).status == 303
+        browser.cookies.update(kept)  # a copy of the cookie, used after the logout
+        after = asyncio.ensure_future(browser.get("/echo", navigate=False))
+        await asyncio.sleep(0.2)
+        release.set()
+        assert (await in_flight).status == 200  # read before the logout
+        assert (await after).status == 401

@@ -337,3 +337,88 @@ def body_of(data: bytes, *, eof: bool = True) -> StreamReader:
     if eof:
         body.feed_eof()
     return body
+
+
+async def test_an_answer_before_the_upload_was_sent_whole_is_never_followed_on_that_connection(
+    desk_with, pool
+) -> None:
+    """Found by review: the desk answers before the body, the upload then completes
+    before the response is released. A desk that skipped the body would take it for a
+    request of its own, and its answer would reach the next user of the connection."""
+    smuggled = b"GET /admin HTTP/1.1\r\nHost: d\r\nX-TicketLog-User: admin\r\n\r\n"
+
+    async def answer_first(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> bool:
+        if desk.requests[-1].startswith(b"POST"):  # answered at once, its end sent late
+            w.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nno")
+            await w.drain()
+            await asyncio.sleep(0.2)
+            w.write(b"pe")
+        else:
+            await asyncio.sleep(0.3)  # slow: the smuggled request's answer comes late
+            target = desk.requests[-1].split(b" ")[1]
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(target), target))
+        await w.drain()
+        return True
+
+    desk = await desk_with(answer_first, read_body=False)
+    body = body_of(smuggled[:10], eof=False)
+    asyncio.get_running_loop().call_later(0.1, body.feed_data, smuggled[10:])
+    asyncio.get_running_loop().call_later(0.1, body.feed_eof)
+    headers = CIMultiDict({"Host": "d", "Content-Length": str(len(smuggled))})
+    response = await pool.request(desk.origin, "POST", "/upload", headers, body)
+    assert (response.status, await response.read()) == (401, b"nope")
+    response.release()
+    # Never the answer to the smuggled GET /admin: a fresh connection answers /x.
+    assert await get(pool, desk) == (200, b"/x")
+    assert desk.connections == 2
+
+
+async def test_a_sized_upload_answered_after_it_was_sent_keeps_the_connection(
+    desk_with, pool
+) -> None:
+    desk = await desk_with(answer(OK))
+    body = body_of(b"abc", eof=False)  # the client's end of body comes later
+    asyncio.get_running_loop().call_later(0.2, body.feed_eof)
+    headers = CIMultiDict({"Host": "d", "Content-Length": "3"})
+    response = await pool.request(desk.origin, "POST", "/", headers, body)
+    assert await response.read() == b"hello"
+    response.release()
+    assert await get(pool, desk) == (200, b"hello")
+    assert desk.connections == 1
+
+
+async def test_a_body_on_an_interim_response_is_an_error(desk_with, pool) -> None:
+    desk = await desk_with(answer(b"HTTP/1.1 199 Odd\r\nContent-Length: 9\r\n\r\nINJECTED!" + OK))
+    with pytest.raises(UpstreamProtocolError):
+        await get(pool, desk)
+
+
+async def test_an_endless_header_line_is_refused_without_waiting_for_its_end(
+    desk_with, pool
+) -> None:
+    async def endless(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\nX-Long: ")
+        for _ in range(64):  # 4 MiB and no line end
+            w.write(b"a" * 65536)
+            await w.drain()
+        await asyncio.sleep(5)
+        return False
+
+    desk = await desk_with(endless)
+    with pytest.raises(UpstreamProtocolError):
+        await get(pool, desk)  # before the pool's 1 s read timeout
+
+
+async def test_a_status_line_split_across_reads_keeps_its_whole_reason(desk_with, pool) -> None:
+    async def split(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> bool:
+        w.write(b"HTTP/1.1 404 Not ")
+        await w.drain()
+        await asyncio.sleep(0.05)
+        w.write(b"Found\r\nContent-Length: 0\r\n\r\n")
+        await w.drain()
+        return True
+
+    desk = await desk_with(split)
+    response = await pool.request(desk.origin, "GET", "/", HEADERS)
+    assert (response.status, response.reason) == (404, "Not Found")
+    response.release()

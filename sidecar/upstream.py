@@ -34,9 +34,9 @@ from yarl import URL
 # Response heads larger than this are refused (aiohttp's client allows 8 KiB a line).
 MAX_HEAD_BYTES = 64 * 1024
 # Body bytes buffered from the desk before reading from it pauses (flow control):
-# a slow client must not make the sidecar hold a whole download.
+# a slow client must not make the sidecar hold a whole download. Reading resumes once
+# the reader has taken what was buffered.
 _PAUSE_ABOVE = 256 * 1024
-_RESUME_BELOW = 64 * 1024
 # Idle connections kept per desk, and for how long (the desk may close them sooner).
 MAX_IDLE_PER_ORIGIN = 256
 KEEPALIVE_SECONDS = 30.0
@@ -593,9 +593,6 @@ class UpstreamPool:
                 stack.pop(0).abort()
         if any(self._idle.values()):
             self._sweeper = self.loop.call_later(KEEPALIVE_SECONDS / 2, self._sweep)
-
-    def idle_count(self) -> int:
-        return sum(len(stack) for stack in self._idle.values())
 
     async def close(self) -> None:
         self._closed = True

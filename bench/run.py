@@ -291,8 +291,8 @@ class Bench:
 
     def pin_processes(self) -> str:
         """The proxy under test gets a core of its own; the load generator (this process and
-        its wrk children), the upstream and the emulator share the others. Without this,
-        the scheduler moving them about was the largest source of noise between rounds."""
+        its wrk children), the upstream and the emulator share the others, so the
+        scheduler never puts them on the measured core (less drift between rounds)."""
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
         if len(cpus) < 2:
             return "not pinned (one CPU)"

@@ -78,6 +78,12 @@ class Origin:
         return cls(url.scheme, url.host, url.port)
 
 
+def _only_line_ends(text: str, lines: int) -> bool:
+    """SECURITY: header injection and request splitting (RFC 9112 §2.2, §5): the only CR
+    and LF in `text` are the ends of its `lines` lines, and there is no NUL."""
+    return text.count("\n") == lines and text.count("\r") == lines and "\0" not in text
+
+
 @dataclass(frozen=True, slots=True)
 class HeadBlock:
     """Header lines serialised and checked once, for a set sent on many requests
@@ -88,7 +94,7 @@ class HeadBlock:
     @classmethod
     def of(cls, headers: CIMultiDict[str]) -> HeadBlock:
         text = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        if text.count("\n") != len(headers) or text.count("\r") != len(headers) or "\0" in text:
+        if not _only_line_ends(text, len(headers)):
             raise UnsendableRequest("a header has a line break or NUL")
         return cls(text.encode("utf-8", "surrogateescape"))
 
@@ -103,23 +109,15 @@ def request_head(
 ) -> bytes:
     """The request line and header block (`headers`, then `extra`), as bytes for the wire.
 
-    SECURITY: header injection and request splitting (RFC 9112 §2.2, §5): the only CR
-    and LF in the head are its own line ends, there is no NUL, and the target has no
-    space. Incoming values were already parsed strictly, so this guards our own code.
+    SECURITY: no line break or NUL inside a field, no space in the target (request
+    splitting). Incoming values were already parsed strictly: this guards our own code.
     """
     fields = [*map(": ".join, headers.items())]  # joined in C: this runs per request
     if chunked:
         fields.append("Transfer-Encoding: chunked")
     fields.append("")
     head = f"{method} {target} HTTP/1.1\r\n" + "\r\n".join(fields)
-    line_ends = len(fields)
-    if (
-        head.count("\n") != line_ends
-        or head.count("\r") != line_ends
-        or "\0" in head
-        or " " in target
-        or not target.startswith("/")
-    ):
+    if not _only_line_ends(head, len(fields)) or " " in target or not target.startswith("/"):
         raise UnsendableRequest("the request head has a line break or NUL in a field")
     # Values came from aiohttp's parser as UTF-8 with surrogate escapes: the same bytes go on.
     wire = head.encode("utf-8", "surrogateescape")
@@ -475,7 +473,6 @@ class _Connection(asyncio.Protocol):
             ready.set_exception(error)
         if self.response is not None:
             self.response._fail(error)
-        self.keep_alive = False
         self.abort()
 
     def abort(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from joserfc import jwt
 from multidict import CIMultiDict
@@ -36,21 +36,6 @@ class Identity:
     given_name: str | None
     family_name: str | None
     name: str | None
-    # Computed once: an identity is a cache key on every signed-in request.
-    _hash: int = field(init=False, repr=False, compare=False)
-    # The signer's header sets for this very object, by (issuer, audience): the hot
-    # path finds them without comparing identities field by field.
-    _signed: dict[tuple[str, str], IdentityHeaders] = field(
-        init=False, repr=False, compare=False, default_factory=dict
-    )
-
-    def __post_init__(self) -> None:
-        fields = (self.user_key, self.oid, self.tid, self.email)
-        names = (self.given_name, self.family_name, self.name)
-        object.__setattr__(self, "_hash", hash((*fields, *names)))
-
-    def __hash__(self) -> int:
-        return self._hash
 
     def userinfo(self) -> dict[str, str | None]:
         return {
@@ -84,19 +69,12 @@ class AssertionSigner:
     def headers(self, identity: Identity, *, issuer: str, audience: str) -> IdentityHeaders:
         """The identity headers with a fresh enough assertion (the caller must not edit them)."""
         now = time.time()
-        memo = identity._signed.get((issuer, audience))
-        if memo is not None and now - memo.signed_at < REUSE_FOR:
-            return memo
-        # An equal identity of an earlier sign-in state (the sign-in cache renews its
-        # entries every few seconds) reuses what was signed for it.
         cache_key = (identity, issuer, audience)
         cached = self._cache.get(cache_key)
         if cached is not None and now - cached.signed_at < REUSE_FOR:
-            identity._signed[(issuer, audience)] = cached
             return cached
         fields = identity_headers(identity, self._sign(identity, issuer, audience, now))
         built = IdentityHeaders(now, fields, HeadBlock.of(fields))
-        identity._signed[(issuer, audience)] = built
         self._cache[cache_key] = built
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)

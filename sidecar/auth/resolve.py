@@ -9,7 +9,6 @@ from aiohttp import web
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.cookies import SESSION_COOKIE, read_cookie
 from sidecar.auth.identity import Identity
-from sidecar.cookies import cookie_name
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.sessions import Session
 from sidecar.signup import Account, InvalidEmail, normalize_typed_email
@@ -61,15 +60,12 @@ class SignInState:
 
 _SIGNED_OUT = SignInState(None, None)
 
-# read_cookie(ctx, SESSION_COOKIE) without building the name on every request.
-SESSION_COOKIE_NAMES = {scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")}
-
 
 def cached_sign_in_state(ctx: RequestScope, sso: SsoServices) -> SignInState | None:
     """The hot path, without a coroutine: no cookie (signed out), or a cached sign-in;
     None when the store must be asked (sign_in_state)."""
     assert ctx.tenant is not None
-    cookie = ctx.our_cookies.get(SESSION_COOKIE_NAMES[ctx.scheme]) if ctx.our_cookies else None
+    cookie = read_cookie(ctx, SESSION_COOKIE)
     if not cookie:
         return _SIGNED_OUT
     # The cache answers only while the store is known to be up: an outage fails closed.

@@ -17,7 +17,7 @@ def inject_middleware(*, signer: AssertionSigner) -> Middleware:
             assert ctx.tenant is not None
             ctx.identity_headers = signer.headers(
                 ctx.identity,
-                issuer=f"{ctx.scheme}://{ctx.public_host}/.sso",
+                issuer=ctx.public_origin + "/.sso",
                 audience=ctx.tenant.host,
             )
         return await handler(request)

@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.cookies import split_cookies
-from sidecar.headers import CLIENT_MAY_NOT_SEND, REQUEST_ID, end_to_end
+from sidecar.headers import CLIENT_MAY_NOT_SEND, REQUEST_ID, canonical, end_to_end
 from sidecar.scope import SCOPE
 
 
@@ -17,8 +17,7 @@ def strip_middleware() -> Middleware:
         headers = end_to_end(request.headers, also_drop=("host", REQUEST_ID))
         # SECURITY: client-sent identity headers die here, in every spelling and every
         # duplicate, on every path and tenant (see sidecar.headers.CLIENT_MAY_NOT_SEND).
-        # (canonical() written out: this loop runs for every header of every request.)
-        for name in {k for k in headers if k.lower().replace("_", "-") in CLIENT_MAY_NOT_SEND}:
+        for name in {k for k in headers if canonical(k) in CLIENT_MAY_NOT_SEND}:
             headers.popall(name)
         if "Cookie" in headers:
             cookies, ctx.our_cookies = split_cookies(headers.popall("Cookie"))

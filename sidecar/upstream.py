@@ -122,7 +122,7 @@ def request_head(
     # Values came from aiohttp's parser as UTF-8 with surrogate escapes: the same bytes go on.
     wire = head.encode("utf-8", "surrogateescape")
     # `extra` was checked when it was made; then the empty line that ends the head.
-    return wire + extra.data + b"\r\n" if extra is not None else wire + b"\r\n"
+    return b"".join((wire, extra.data, b"\r\n")) if extra is not None else wire + b"\r\n"
 
 
 class UpstreamResponse:

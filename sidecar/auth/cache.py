@@ -21,16 +21,9 @@ T = TypeVar("T")
 
 
 class SignInCache(Generic[T]):
-    def __init__(
-        self,
-        ttl: float,
-        *,
-        max_entries: int = 50_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, ttl: float, *, max_entries: int = 50_000) -> None:
         self.ttl = ttl
         self._max = max_entries
-        self._clock = clock
         # (host, cookie value) -> (deadline, value); the exact cookie string is the key,
         # so a hit implies the cookie's MAC was verified when the entry was made.
         self._entries: OrderedDict[tuple[str, str], tuple[float, T]] = OrderedDict()
@@ -38,12 +31,14 @@ class SignInCache(Generic[T]):
         # Loads in progress, with the generation they began in (load_once).
         self._loading: dict[tuple[str, str], tuple[int, asyncio.Future[T]]] = {}
 
-    def get(self, host: str, cookie: str) -> T | None:
+    def get(self, host: str, cookie: str, now: float) -> T | None:
+        """The entry as of `now`, a time.monotonic() reading: a proxied request passes the
+        time it arrived (RequestScope.started), so no clock is read per request."""
         key = (host, cookie)
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] <= self._clock():
+        if entry[0] <= now:
             del self._entries[key]
             return None
         return entry[1]
@@ -63,7 +58,7 @@ class SignInCache(Generic[T]):
             return
         if unless_dropped_since is not None and unless_dropped_since != self._generation:
             return
-        self._entries[(host, cookie)] = (self._clock() + self.ttl, value)
+        self._entries[(host, cookie)] = (time.monotonic() + self.ttl, value)
         self._entries.move_to_end((host, cookie))
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

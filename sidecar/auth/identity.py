@@ -18,11 +18,13 @@ from multidict import CIMultiDict
 
 from sidecar import headers as h
 from sidecar.keys import DerivedKeys
+from sidecar.scope import RequestScope
 from sidecar.upstream import HeadBlock
 
 ASSERTION_LIFETIME = 300
 REUSE_FOR = 60
 _CACHE_SIZE = 10_000
+_SITES_PER_IDENTITY = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,7 @@ class Identity:
     given_name: str | None
     family_name: str | None
     name: str | None
-    # The signer's header sets for this very object, by (issuer, audience): the hot
+    # The signer's header sets for this very object, by (scheme, public host): the hot
     # path finds them without hashing and comparing identities field by field
     # (3,200 instructions a signed-in request, `make bench-instructions`).
     _signed: dict[tuple[str, str], IdentityHeaders] = field(
@@ -60,7 +62,7 @@ class IdentityHeaders:
     """The desk's identity headers: as fields (WebSocket handshakes) and as head lines
     serialised once (every other request; the precomputed header set of issue 6)."""
 
-    signed_at: float
+    fresh_until: float  # time.monotonic(): reused until then, then signed again
     fields: CIMultiDict[str]
     block: HeadBlock
 
@@ -72,29 +74,38 @@ class AssertionSigner:
         self._keys = keys
         self._cache: OrderedDict[tuple[object, ...], IdentityHeaders] = OrderedDict()
 
-    def headers(self, identity: Identity, *, issuer: str, audience: str) -> IdentityHeaders:
-        """The identity headers with a fresh enough assertion (the caller must not edit them)."""
-        now = time.time()
-        memo = identity._signed.get((issuer, audience))
-        if memo is not None and now - memo.signed_at < REUSE_FOR:
+    def headers_for(self, ctx: RequestScope) -> IdentityHeaders:
+        """The identity headers of a signed-in request (ctx.identity), with a fresh enough
+        assertion for its public origin. The caller must not edit them."""
+        identity: Identity = ctx.identity
+        assert ctx.tenant is not None
+        # The request's arrival time: no clock read per request on the hot path.
+        now = ctx.started
+        # The public host names the tenant (the audience) and, with the scheme, the issuer.
+        site = (ctx.scheme, ctx.public_host)
+        memo = identity._signed.get(site)
+        if memo is not None and now < memo.fresh_until:
             return memo
+        # SECURITY: the public host carries the port the client sent, so a signed-in
+        # client cycling ports could grow this memo without end: a few sites at most.
+        if len(identity._signed) >= _SITES_PER_IDENTITY:
+            identity._signed.clear()
         # An equal identity of an earlier sign-in state (the sign-in cache renews its
         # entries every few seconds) reuses what was signed for it.
-        cache_key = (identity, issuer, audience)
-        cached = self._cache.get(cache_key)
-        if cached is not None and now - cached.signed_at < REUSE_FOR:
-            identity._signed[(issuer, audience)] = cached
-            return cached
-        fields = identity_headers(identity, self._sign(identity, issuer, audience, now))
-        built = IdentityHeaders(now, fields, HeadBlock.of(fields))
-        identity._signed[(issuer, audience)] = built
-        self._cache[cache_key] = built
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        cache_key = (identity, *site)
+        built = self._cache.get(cache_key)
+        if built is None or now >= built.fresh_until:
+            issuer = ctx.public_origin + "/.sso"
+            fields = identity_headers(identity, self._sign(identity, issuer, ctx.tenant.host))
+            built = IdentityHeaders(now + REUSE_FOR, fields, HeadBlock.of(fields))
+            self._cache[cache_key] = built
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        identity._signed[site] = built
         return built
 
-    def _sign(self, identity: Identity, issuer: str, audience: str, now: float) -> str:
-        issued = int(now)
+    def _sign(self, identity: Identity, issuer: str, audience: str) -> str:
+        issued = int(time.time())
         claims = {
             "iss": issuer,
             "aud": audience,

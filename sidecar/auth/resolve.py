@@ -69,7 +69,7 @@ def cached_sign_in_state(ctx: RequestScope, sso: SsoServices) -> SignInState | N
     if not cookie:
         return _SIGNED_OUT
     # The cache answers only while the store is known to be up: an outage fails closed.
-    return sso.cache.get(ctx.tenant.host, cookie) if sso.store.healthy else None
+    return sso.cache.get(ctx.tenant.host, cookie, ctx.started) if sso.store.healthy else None
 
 
 async def sign_in_state(request: web.Request, *, shared: bool = False) -> SignInState:

@@ -14,12 +14,7 @@ def inject_middleware(*, signer: AssertionSigner) -> Middleware:
     async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request[SCOPE]
         if ctx.identity is not None:
-            assert ctx.tenant is not None
-            ctx.identity_headers = signer.headers(
-                ctx.identity,
-                issuer=ctx.public_origin + "/.sso",
-                audience=ctx.tenant.host,
-            )
+            ctx.identity_headers = signer.headers_for(ctx)
         return await handler(request)
 
     return inject

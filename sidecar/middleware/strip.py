@@ -19,8 +19,9 @@ def strip_middleware() -> Middleware:
         # duplicate, on every path and tenant (see sidecar.headers.CLIENT_MAY_NOT_SEND).
         for name in {k for k in headers if canonical(k) in CLIENT_MAY_NOT_SEND}:
             headers.popall(name)
-        if "Cookie" in headers:
-            cookies, ctx.our_cookies = split_cookies(headers.popall("Cookie"))
+        cookie_lines = headers.popall("Cookie", None)
+        if cookie_lines is not None:
+            cookies, ctx.our_cookies = split_cookies(cookie_lines)
             if cookies:
                 headers["Cookie"] = cookies
         ctx.upstream_headers = headers

@@ -141,18 +141,22 @@ async def measure(requests: int) -> list[tuple[str, float]]:
                     dump = max(dumps.iterdir(), key=lambda p: p.stat().st_mtime)
                     per_request = _total_instructions(dump) / (each * _CONCURRENCY)
                     results.append((label, per_request))
-                    print(f"  {label}: {per_request:,.0f} instructions/request", flush=True)
+                    print(f"  {label}: {per_request:,.0f} instructions/request", file=sys.stderr)
                 return results
             finally:
                 counted.terminate()
                 counted.wait(timeout=60)
 
 
+def valgrind_installed() -> bool:
+    return bool(shutil.which("valgrind") and shutil.which("callgrind_control"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
     parser.add_argument("--requests", type=int, default=1000, help="per path (default 1000)")
     args = parser.parse_args()
-    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+    if not valgrind_installed():
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     results = run_loop(measure(args.requests))

@@ -15,6 +15,10 @@ ones for the memory measurements). Then it measures, one after the other:
   sign-in  complete sign-ins/s: /.sso/login, the emulator, /.sso/callback
   memory   peak RSS streaming an upload and a download, RSS with idle
            keep-alive connections
+  instr    rows (d) and (e) once more, in instructions per request counted by
+           valgrind (bench/instructions.py; about two minutes, not with --quick):
+           on a shared machine whose rounds drift by more than the 5% between
+           (d) and (e), the figure that does not move
 
 and prints the machine, the table and the ratios the issue asks for. Rows
 that cannot run here (no nginx, no Redis) are printed as skipped with the
@@ -44,6 +48,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from bench import instructions
 from bench.loadgen import LoadResult, run_http_load, websocket_echo, wrk_path
 from bench.memory import idle_connections, stream_peaks
 from bench.nginx import nginx_path, nginx_version
@@ -111,6 +116,8 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     pinning: str = ""
+    # Rows (a)-(f): the rate of each round, in the order the rounds ran.
+    per_round: dict[str, list[float | None]] = field(default_factory=dict)
 
     def value(self, key: str) -> float | None:
         for row in self.rows:
@@ -234,6 +241,9 @@ LABELS = {
     "upload": "peak RSS upload",
     "download": "peak RSS download",
     "idle": "RSS with idle keep-alive conns",
+    "instr": "instructions/request, public (d)",
+    "instr-cookie": "instructions/request, public + cookie",
+    "instr-signed": "instructions/request, signed in (e)",
 }
 
 
@@ -573,6 +583,7 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
                     bench.skip(key, skipped[key])
                 elif rounds[key]:
                     report.rows.append(median_round(rounds[key]))
+                    report.per_round[key] = [row.value for row in rounds[key]]
             if "g" in wanted:
                 await bench.run("g", bench.websocket)
             if "signin" in wanted:
@@ -583,8 +594,28 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
                 await bench.run("idle", lambda: bench.idle(idle))
             if any(row.failed for row in report.rows):
                 bench.log_tails()
+        if wanted & {"instr", "instr-cookie", "instr-signed"}:
+            if settings.quick:
+                bench.skip("instr", "not with --quick (valgrind needs minutes)")
+            elif not instructions.valgrind_installed():
+                bench.skip("instr", "valgrind not installed (apt-get install valgrind)")
+            elif redis_problem:
+                bench.skip("instr", redis_problem)
+            else:
+                await bench.run("instr", instruction_rows)
     if redis_problem is None:
         await check_redis(settings.redis_url)  # empties the benchmark database again
+
+
+async def instruction_rows() -> list[Row]:
+    """Rows (d) and (e) again, counted in instructions under valgrind (bench/instructions.py)."""
+    requests = 1000
+    counts = await instructions.measure(requests)
+    note = f"callgrind, user space; {requests:,} requests each (make bench-instructions)"
+    return [
+        Row(key, LABELS[key], value=count, unit="instr", note=note)
+        for key, (_, count) in zip(("instr", "instr-cookie", "instr-signed"), counts, strict=True)
+    ]
 
 
 # ---- output -------------------------------------------------------------------------------
@@ -658,12 +689,31 @@ RATIOS = (
 )
 
 
+def _per_round(report: Report, top: str, bottom: str) -> str:
+    """The ratio within each round (the two rows ran minutes apart at most), as a median
+    and range: how far the machine's drift moves it."""
+    tops, bottoms = report.per_round.get(top, []), report.per_round.get(bottom, [])
+    pairs = [a / b for a, b in zip(tops, bottoms, strict=False) if a is not None and b]
+    if len(pairs) < 2 or len(tops) != len(bottoms):
+        return ""
+    pairs.sort()
+    median = pairs[(len(pairs) - 1) // 2]
+    return f"; within a round: median {median:.2f}, {pairs[0]:.2f}-{pairs[-1]:.2f}"
+
+
 def ratio_lines(report: Report) -> list[str]:
     lines = ["ratios of req/s:"]
     for top, bottom, meaning in RATIOS:
         a, b = report.value(top), report.value(bottom)
         shown = f"{a / b:.2f}" if a is not None and b else "n/a"
-        lines.append(f"  ({top})/({bottom}) = {shown:>5}   {meaning}")
+        rounds = _per_round(report, top, bottom)
+        lines.append(f"  ({top})/({bottom}) = {shown:>5}   {meaning}{rounds}")
+    public, signed = report.value("instr"), report.value("instr-signed")
+    if public and signed:
+        lines.append(
+            f"  (e)/(d) = {public / signed:5.3f}   by instructions per request (callgrind): "
+            "the same ratio without the machine's noise"
+        )
     return lines
 
 

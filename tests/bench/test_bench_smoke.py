@@ -122,3 +122,23 @@ async def test_websocket_echo_against_the_sample_desk() -> None:
         result = await websocket_echo(f"{desk}/ws", {}, duration=0.3, connections=2)
     assert result.requests > 0
     assert result.errors == 0
+
+
+def test_ratios_show_the_spread_within_rounds_and_the_instruction_count() -> None:
+    from bench.run import LABELS, Report, Row, ratio_lines
+
+    report = Report(
+        rows=[
+            Row("d", LABELS["d"], value=4000.0),
+            Row("e", LABELS["e"], value=3900.0),
+            Row("instr", LABELS["instr"], value=450_000.0),
+            Row("instr-signed", LABELS["instr-signed"], value=468_750.0),
+        ],
+        per_round={"d": [4000.0, 3000.0, 5000.0], "e": [3600.0, 3300.0, 4000.0]},
+    )
+    lines = "\n".join(ratio_lines(report))
+    assert "(e)/(d) =  0.97   signed-in (memory) vs public path, same sidecar" in lines
+    # Rounds' own ratios 0.90, 1.10, 0.80: median 0.90, range 0.80-1.10.
+    assert "within a round: median 0.90, 0.80-1.10" in lines
+    assert "(e)/(d) = 0.960   by instructions per request" in lines
+    assert "(e)/(c) =   n/a" in lines

@@ -15,6 +15,9 @@ ones for the memory measurements). Then it measures, one after the other:
   sign-in  complete sign-ins/s: /.sso/login, the emulator, /.sso/callback
   memory   peak RSS streaming an upload and a download, RSS with idle
            keep-alive connections
+  pair     (e)/(d) once more, both loaded at the same time on two sidecars that
+           share the proxy's CPU (roles swapped each round): the ratio in time
+           without the drift between rounds
   instr    rows (d) and (e) once more, in instructions per request counted by
            valgrind (bench/instructions.py; about two minutes, not with --quick):
            on a shared machine whose rounds drift by more than the 5% between
@@ -241,6 +244,7 @@ LABELS = {
     "upload": "peak RSS upload",
     "download": "peak RSS download",
     "idle": "RSS with idle keep-alive conns",
+    "pair": "(e)/(d) side by side, one CPU",
     "instr": "instructions/request, public (d)",
     "instr-cookie": "instructions/request, public + cookie",
     "instr-signed": "instructions/request, signed in (e)",
@@ -326,6 +330,9 @@ class Bench:
             "stream": self.stack.start_sidecar("sidecar-stream"),
             "idle": self.stack.start_sidecar("sidecar-idle"),
         }
+        if "pair" in self.settings.rows:
+            starts["pair-1"] = self.stack.start_sidecar("sidecar-pair-1")
+            starts["pair-2"] = self.stack.start_sidecar("sidecar-pair-2")
         if nginx:
             starts["nginx"] = self.stack.start_nginx(nginx)
         if redis_url:
@@ -413,6 +420,72 @@ class Bench:
             cpu.upstream,
             cpu.client,
             note=_load_note(result),
+        )
+
+    async def side_by_side(self) -> Row:
+        """(e)/(d) with both paths loaded at the same time: two sidecars of the same
+        configuration share the proxy's CPU, one under row (d)'s load, the other under
+        row (e)'s, and swap roles each round. Drift on a shared machine then slows both
+        alike, where rows (d) and (e), measured seconds apart, drift apart. Each round's
+        figure is the ratio of requests per CPU-second of the two processes, so an unequal
+        share of the CPU does not count. Both sign alice up first, so that they differ
+        only in the load they serve."""
+        one, two = self.child("pair-1"), self.child("pair-2")
+        cookies = {one.pid: await self.cookie("pair-1"), two.pid: await self.cookie("pair-2")}
+        settings = self.settings
+
+        def load(sidecar: Child, signed_in: bool, duration: int) -> Awaitable[LoadResult]:
+            path = PRIVATE_PATH if signed_in else PUBLIC_PATH
+            headers = {"Host": SSO_HOST}
+            if signed_in:
+                headers["Cookie"] = cookies[sidecar.pid]
+            return run_http_load(
+                f"http://127.0.0.1:{sidecar.port}{path}",
+                headers,
+                duration=duration,
+                connections=settings.connections,
+                threads=settings.threads,
+                tool=self.tool,
+            )
+
+        for public, signed in ((one, two), (two, one)):
+            await _preflight(
+                f"http://127.0.0.1:{signed.port}{PRIVATE_PATH}",
+                {"Host": SSO_HOST, "Cookie": cookies[signed.pid]},
+            )
+            if settings.warmup:
+                await asyncio.gather(
+                    load(public, False, settings.warmup), load(signed, True, settings.warmup)
+                )
+        ratios: list[float] = []
+        errors = 0
+        for number in range(2 * settings.rounds):
+            public, signed = (one, two) if number % 2 == 0 else (two, one)
+            public_cpu, signed_cpu = CpuMeter(public.pids), CpuMeter(signed.pids)
+            public_cpu.start()
+            signed_cpu.start()
+            d, e = await asyncio.gather(
+                load(public, False, settings.duration), load(signed, True, settings.duration)
+            )
+            d_share, e_share = public_cpu.stop(), signed_cpu.stop()
+            errors += d.errors + e.errors
+            if d.rate and d_share and e_share:
+                ratios.append((e.rate / e_share) / (d.rate / d_share))
+        if not ratios:
+            raise RuntimeError("no round served any request")
+        ratios.sort()
+        median = ratios[(len(ratios) - 1) // 2]
+        return Row(
+            "pair",
+            LABELS["pair"],
+            median,
+            "x",
+            errors=errors,
+            note=(
+                f"median of {len(ratios)} rounds ({ratios[0]:.3f}-{ratios[-1]:.3f}) of "
+                f"{settings.duration} s; requests per CPU-second, (e) over (d), both loaded "
+                "at once on two sidecars sharing the proxy CPU, roles swapped each round"
+            ),
         )
 
     async def websocket(self) -> Row:
@@ -584,6 +657,8 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
                 elif rounds[key]:
                     report.rows.append(median_round(rounds[key]))
                     report.per_round[key] = [row.value for row in rounds[key]]
+            if "pair" in wanted:
+                await bench.run("pair", bench.side_by_side)
             if "g" in wanted:
                 await bench.run("g", bench.websocket)
             if "signin" in wanted:
@@ -632,6 +707,8 @@ def _fmt(value: float | int | None, digits: int = 1) -> str:
 def _fmt_value(row: Row) -> str:
     if row.value is None:
         return "-"
+    if row.unit == "x":
+        return f"{row.value:.3f}"
     return _fmt(row.value, 0 if row.value >= 100 else 1)
 
 
@@ -708,6 +785,12 @@ def ratio_lines(report: Report) -> list[str]:
         shown = f"{a / b:.2f}" if a is not None and b else "n/a"
         rounds = _per_round(report, top, bottom)
         lines.append(f"  ({top})/({bottom}) = {shown:>5}   {meaning}{rounds}")
+    side_by_side = report.value("pair")
+    if side_by_side:
+        lines.append(
+            f"  (e)/(d) = {side_by_side:5.3f}   side by side on one CPU: the same ratio in time, "
+            "without the drift between rounds"
+        )
     public, signed = report.value("instr"), report.value("instr-signed")
     if public and signed:
         lines.append(

@@ -23,6 +23,7 @@ ROWS = (
     "(d) sidecar public path",
     "(e) sidecar signed in, memory store",
     "(f) sidecar signed in, Redis store",
+    "(e)/(d) side by side, one CPU",
     "(g) sidecar WebSocket echo",
     "sign-in callbacks",
     "peak RSS upload",
@@ -131,6 +132,7 @@ def test_ratios_show_the_spread_within_rounds_and_the_instruction_count() -> Non
         rows=[
             Row("d", LABELS["d"], value=4000.0),
             Row("e", LABELS["e"], value=3900.0),
+            Row("pair", LABELS["pair"], value=0.9512, unit="x"),
             Row("instr", LABELS["instr"], value=450_000.0),
             Row("instr-signed", LABELS["instr-signed"], value=468_750.0),
         ],
@@ -140,5 +142,6 @@ def test_ratios_show_the_spread_within_rounds_and_the_instruction_count() -> Non
     assert "(e)/(d) =  0.97   signed-in (memory) vs public path, same sidecar" in lines
     # Rounds' own ratios 0.90, 1.10, 0.80: median 0.90, range 0.80-1.10.
     assert "within a round: median 0.90, 0.80-1.10" in lines
+    assert "(e)/(d) = 0.951   side by side on one CPU" in lines
     assert "(e)/(d) = 0.960   by instructions per request" in lines
     assert "(e)/(c) =   n/a" in lines

@@ -43,9 +43,9 @@ lint: $(STAMP)
 unit: $(STAMP) redis chromium
 	$(PY) -m pytest
 
-# The benchmark: one table, every row measured in the same run (bench/run.py). wrk and
-# nginx are optional (apt-get install wrk nginx): without wrk a built-in load generator
-# is used, without nginx that row is skipped.
+# The benchmark: one table, every row measured in the same run (bench/run.py). wrk, nginx
+# and valgrind are optional (apt-get install wrk nginx valgrind): without wrk a built-in
+# load generator is used, without nginx or valgrind their rows are skipped.
 bench: $(STAMP) redis
 	$(PY) -m bench.run $(BENCH_ARGS)
 

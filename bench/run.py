@@ -372,6 +372,17 @@ class Bench:
     def skip(self, key: str, reason: str) -> None:
         self.report.rows.append(Row(key, LABELS[key], note=f"skipped: {reason}"))
 
+    def load(self, url: str, headers: dict[str, str], duration: int) -> Awaitable[LoadResult]:
+        """HTTP load on `url` with the run's connections, threads and load generator."""
+        return run_http_load(
+            url,
+            headers,
+            duration=duration,
+            connections=self.settings.connections,
+            threads=self.settings.threads,
+            tool=self.tool,
+        )
+
     # ---- the rows ---------------------------------------------------------------------
 
     async def http(
@@ -388,14 +399,7 @@ class Bench:
         settings = self.settings
 
         def load(duration: int) -> Awaitable[LoadResult]:
-            return run_http_load(
-                url,
-                headers,
-                duration=duration,
-                connections=settings.connections,
-                threads=settings.threads,
-                tool=self.tool,
-            )
+            return self.load(url, headers, duration)
 
         if proxy is None and self.proxy_cpu:
             pin(self.stack.upstream.pids, self.proxy_cpu)  # the upstream is what is measured
@@ -439,14 +443,7 @@ class Bench:
             headers = {"Host": SSO_HOST}
             if signed_in:
                 headers["Cookie"] = cookies[sidecar.pid]
-            return run_http_load(
-                f"http://127.0.0.1:{sidecar.port}{path}",
-                headers,
-                duration=duration,
-                connections=settings.connections,
-                threads=settings.threads,
-                tool=self.tool,
-            )
+            return self.load(f"http://127.0.0.1:{sidecar.port}{path}", headers, duration)
 
         for public, signed in ((one, two), (two, one)):
             await _preflight(

@@ -78,7 +78,6 @@ class AssertionSigner:
         """The identity headers of a signed-in request (ctx.identity), with a fresh enough
         assertion for its public origin. The caller must not edit them."""
         identity: Identity = ctx.identity
-        assert ctx.tenant is not None
         # The request's arrival time: no clock read per request on the hot path.
         now = ctx.started
         # The public host names the tenant (the audience) and, with the scheme, the issuer.
@@ -95,6 +94,7 @@ class AssertionSigner:
         cache_key = (identity, *site)
         built = self._cache.get(cache_key)
         if built is None or now >= built.fresh_until:
+            assert ctx.tenant is not None
             issuer = ctx.public_origin + "/.sso"
             fields = identity_headers(identity, self._sign(identity, issuer, ctx.tenant.host))
             built = IdentityHeaders(now + REUSE_FOR, fields, HeadBlock.of(fields))

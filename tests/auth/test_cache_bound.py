@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from sidecar.sessions.memory import MemoryStore
 from sidecar.sessions.redis_store import RedisStore
@@ -87,14 +89,29 @@ class WatchedStore(MemoryStore):
         return value
 
 
-async def test_concurrent_requests_share_one_store_read_when_the_cache_is_cold() -> None:
+@contextlib.asynccontextmanager
+async def signed_in_with_a_slow_store() -> AsyncIterator[
+    tuple[Browser, WatchedStore, asyncio.Event]
+]:
+    """Alice signed in, her cache entry gone (as when it expires) and the store's answer
+    to the next session read held until the event is set."""
     store = WatchedStore()
     async with open_world(store=store) as world:
         browser = world.browser("alice")
         await world.sign_up(browser, rd="/echo")
-        world.sidecar.runtime.sso.cache._entries.clear()  # as when the entry expires
+        world.sidecar.runtime.sso.cache._entries.clear()
         store.session_reads = 0
-        release = store.hold_next = asyncio.Event()  # a slow store: the first read waits
+        release = store.hold_next = asyncio.Event()
+        yield browser, store, release
+
+
+async def read_begun(store: WatchedStore) -> None:
+    while store.session_reads == 0:
+        await asyncio.sleep(0.01)
+
+
+async def test_concurrent_requests_share_one_store_read_when_the_cache_is_cold() -> None:
+    async with signed_in_with_a_slow_store() as (browser, store, release):
         requests = [asyncio.ensure_future(browser.get("/echo", navigate=False)) for _ in range(20)]
         await asyncio.sleep(0.3)  # every request has arrived meanwhile
         release.set()
@@ -103,17 +120,10 @@ async def test_concurrent_requests_share_one_store_read_when_the_cache_is_cold()
 
 
 async def test_a_logout_racing_a_store_read_is_not_undone_by_the_cache() -> None:
-    store = WatchedStore()
-    async with open_world(store=store) as world:
-        browser = world.browser("alice")
-        await world.sign_up(browser, rd="/echo")
-        world.sidecar.runtime.sso.cache._entries.clear()
-        store.session_reads = 0
-        release = store.hold_next = asyncio.Event()
+    async with signed_in_with_a_slow_store() as (browser, store, release):
         # A request has read the session from the store, and is slow to go on ...
         in_flight = asyncio.ensure_future(browser.get("/echo", navigate=False))
-        while store.session_reads == 0:
-            await asyncio.sleep(0.01)
+        await read_begun(store)
         # ... the user signs out on this replica meanwhile ...
         kept = dict(browser.cookies)  # a copy of the cookie outlives the logout
         assert (await browser.get("/.sso/logout")).status == 303
@@ -127,17 +137,10 @@ async def test_a_logout_racing_a_store_read_is_not_undone_by_the_cache() -> None
 async def test_a_request_after_a_logout_never_joins_a_store_read_from_before_it() -> None:
     """Found by review: single flight must not hand a request that comes after a logout
     the answer of a store read that began before it."""
-    store = WatchedStore()
-    async with open_world(store=store) as world:
-        browser = world.browser("alice")
-        await world.sign_up(browser, rd="/echo")
-        world.sidecar.runtime.sso.cache._entries.clear()
-        store.session_reads = 0
-        release = store.hold_next = asyncio.Event()
+    async with signed_in_with_a_slow_store() as (browser, store, release):
         kept = dict(browser.cookies)
         in_flight = asyncio.ensure_future(browser.get("/echo", navigate=False))
-        while store.session_reads == 0:
-            await asyncio.sleep(0.01)
+        await read_begun(store)
         assert (await browser.get("/.sso/logout")).status == 303
         browser.cookies.update(kept)  # a copy of the cookie, used after the logout
         after = asyncio.ensure_future(browser.get("/echo", navigate=False))

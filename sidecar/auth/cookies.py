@@ -46,3 +46,16 @@ def read_cookie(ctx: RequestScope, base: str) -> str | None:
     # SECURITY: over https only the `__Host-` name is read, so a cookie planted by a
     # sibling subdomain or over plain http (cookie tossing) is never taken for ours.
     return ctx.our_cookies.get(cookie_name(base, ctx.scheme)) or None
+
+
+# The session cookie is read on every signed-in request, so its name for each scheme is
+# made once, by the same rule: read_cookie builds and hashes a new `__Host-` string each
+# time, 1,400 instructions more over https (callgrind).
+_SESSION_COOKIE_NAMES = {
+    scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")
+}
+
+
+def read_session_cookie(ctx: RequestScope) -> str | None:
+    """read_cookie(ctx, SESSION_COOKIE), for the hot path."""
+    return ctx.our_cookies.get(_SESSION_COOKIE_NAMES[ctx.scheme]) or None

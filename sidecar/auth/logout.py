@@ -6,7 +6,7 @@ from aiohttp import web
 
 from sidecar import logs, metrics
 from sidecar.auth.context import SSO
-from sidecar.auth.cookies import SESSION_COOKIE, clear_cookie, read_cookie
+from sidecar.auth.cookies import SESSION_COOKIE, clear_cookie, read_session_cookie
 from sidecar.auth.session_lookup import current_session, forget_session
 from sidecar.oidc.errors import OidcError
 from sidecar.oidc.provider import EntraProvider
@@ -23,7 +23,7 @@ async def end_session(request: web.Request, response: web.StreamResponse, kind: 
     assert ctx.tenant is not None
     session = await current_session(request)
     clear_cookie(response, ctx, SESSION_COOKIE)
-    cookie = read_cookie(ctx, SESSION_COOKIE)
+    cookie = read_session_cookie(ctx)
     if cookie:
         request.app[SSO].cache.discard(ctx.tenant.host, cookie)
     if session is None:

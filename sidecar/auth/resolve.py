@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from sidecar.auth.context import SSO, SsoServices
-from sidecar.auth.cookies import SESSION_COOKIE, read_cookie
+from sidecar.auth.cookies import read_session_cookie
 from sidecar.auth.identity import Identity
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.sessions import Session
@@ -65,7 +65,7 @@ def cached_sign_in_state(ctx: RequestScope, sso: SsoServices) -> SignInState | N
     """The hot path, without a coroutine: no cookie (signed out), or a cached sign-in;
     None when the store must be asked (sign_in_state)."""
     assert ctx.tenant is not None
-    cookie = read_cookie(ctx, SESSION_COOKIE)
+    cookie = read_session_cookie(ctx)
     if not cookie:
         return _SIGNED_OUT
     # The cache answers only while the store is known to be up: an outage fails closed.
@@ -82,7 +82,7 @@ async def sign_in_state(request: web.Request, *, shared: bool = False) -> SignIn
     cached = cached_sign_in_state(ctx, sso)
     if cached is not None:
         return cached
-    cookie = read_cookie(ctx, SESSION_COOKIE)
+    cookie = read_session_cookie(ctx)
     assert cookie is not None  # cached_sign_in_state answers requests without one
     host = ctx.tenant.host
     if not shared:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar.auth.context import SSO
-from sidecar.auth.cookies import SESSION_COOKIE, read_cookie
+from sidecar.auth.cookies import read_session_cookie
 from sidecar.scope import SCOPE
 from sidecar.sessions.sessions import Session
 
@@ -18,7 +18,7 @@ async def current_session(request: web.Request) -> Session | None:
         return request[_SESSION]
     ctx = request[SCOPE]
     assert ctx.tenant is not None
-    cookie = read_cookie(ctx, SESSION_COOKIE)
+    cookie = read_session_cookie(ctx)
     if not cookie:
         return None
     session = await request.app[SSO].sessions.load(ctx.tenant.host, cookie)

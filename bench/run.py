@@ -17,7 +17,8 @@ ones for the memory measurements). Then it measures, one after the other:
            keep-alive connections
   pair     (e)/(d) once more, both loaded at the same time on two sidecars that
            share the proxy's CPU (roles swapped each round): the ratio in time
-           without the drift between rounds
+           without the drift between rounds; pair-fc: (f)/(c) the same way, the
+           Redis-store sidecar beside the naive proxy
   instr    rows (d) and (e) once more, in instructions per request counted by
            valgrind (bench/instructions.py; about two minutes, not with --quick):
            on a shared machine whose rounds drift by more than the 5% between
@@ -223,6 +224,30 @@ async def _measured(
     return result, cpu
 
 
+@dataclass(frozen=True)
+class Load:
+    """HTTP load on one proxy process, for the side-by-side rows."""
+
+    process: Child
+    url: str
+    headers: dict[str, str]
+
+
+def _side_by_side_row(
+    key: str, ratios: Sequence[float], errors: int, duration: int, what: str
+) -> Row:
+    """The median of the rounds' ratios (sorted), with their range and how they were made."""
+    rounds = f"median of {len(ratios)} rounds ({ratios[0]:.3f}-{ratios[-1]:.3f}) of {duration} s"
+    return Row(
+        key,
+        LABELS[key],
+        ratios[(len(ratios) - 1) // 2],
+        "x",
+        errors=errors,
+        note=f"{rounds}; requests per CPU-second, {what}",
+    )
+
+
 def _load_note(result: LoadResult) -> str:
     note = f"{result.requests} requests in {result.seconds:.1f} s"
     if result.failed:
@@ -245,6 +270,7 @@ LABELS = {
     "download": "peak RSS download",
     "idle": "RSS with idle keep-alive conns",
     "pair": "(e)/(d) side by side, one CPU",
+    "pair-fc": "(f)/(c) side by side, one CPU",
     "instr": "instructions/request, public (d)",
     "instr-cookie": "instructions/request, public + cookie",
     "instr-signed": "instructions/request, signed in (e)",
@@ -430,60 +456,86 @@ class Bench:
         """(e)/(d) with both paths loaded at the same time: two sidecars of the same
         configuration share the proxy's CPU, one under row (d)'s load, the other under
         row (e)'s, and swap roles each round. Drift on a shared machine then slows both
-        alike, where rows (d) and (e), measured seconds apart, drift apart. Each round's
-        figure is the ratio of requests per CPU-second of the two processes, so an unequal
-        share of the CPU does not count. Both sign alice up first, so that they differ
-        only in the load they serve."""
+        alike, where rows (d) and (e), measured seconds apart, drift apart. Both sign
+        alice up first, so that they differ only in the load they serve."""
         one, two = self.child("pair-1"), self.child("pair-2")
         cookies = {one.pid: await self.cookie("pair-1"), two.pid: await self.cookie("pair-2")}
-        settings = self.settings
 
-        def load(sidecar: Child, signed_in: bool, duration: int) -> Awaitable[LoadResult]:
+        def load(sidecar: Child, signed_in: bool) -> Load:
             path = PRIVATE_PATH if signed_in else PUBLIC_PATH
             headers = {"Host": SSO_HOST}
             if signed_in:
                 headers["Cookie"] = cookies[sidecar.pid]
-            return self.load(f"http://127.0.0.1:{sidecar.port}{path}", headers, duration)
+            return Load(sidecar, f"http://127.0.0.1:{sidecar.port}{path}", headers)
 
-        for public, signed in ((one, two), (two, one)):
-            await _preflight(
-                f"http://127.0.0.1:{signed.port}{PRIVATE_PATH}",
-                {"Host": SSO_HOST, "Cookie": cookies[signed.pid]},
-            )
+        def arrange(number: int) -> tuple[Load, Load]:
+            public, signed = (one, two) if number % 2 == 0 else (two, one)
+            return load(signed, True), load(public, False)
+
+        ratios, errors = await self.ratios_per_cpu_second(arrange)
+        return _side_by_side_row(
+            "pair",
+            ratios,
+            errors,
+            self.settings.duration,
+            "(e) over (d), both loaded at once on two sidecars sharing the proxy CPU, roles "
+            "swapped each round",
+        )
+
+    async def naive_side_by_side(self) -> Row:
+        """(f)/(c) the same way: the Redis-store sidecar under row (f)'s load and the naive
+        proxy under row (c)'s, at the same time on the proxy's CPU. The two programs
+        differ, so there are no roles to swap; each round compares their requests per
+        CPU-second."""
+        naive, sidecar = self.child("naive"), self.child("redis")
+        signed_in = {"Host": SSO_HOST, "Cookie": await self.cookie("redis")}
+        loads = (
+            Load(sidecar, f"http://127.0.0.1:{sidecar.port}{PRIVATE_PATH}", signed_in),
+            Load(naive, f"http://127.0.0.1:{naive.port}{PRIVATE_PATH}", {"Host": SSO_HOST}),
+        )
+        ratios, errors = await self.ratios_per_cpu_second(lambda _: loads)
+        return _side_by_side_row(
+            "pair-fc",
+            ratios,
+            errors,
+            self.settings.duration,
+            "(f) over (c), both loaded at once on the proxy CPU",
+        )
+
+    async def ratios_per_cpu_second(
+        self, arrange: Callable[[int], tuple[Load, Load]]
+    ) -> tuple[list[float], int]:
+        """Rounds of two loads at once on processes that share the proxy's CPU; for each
+        round, the ratio of the two processes' requests per CPU-second (so an unequal
+        share of the CPU does not count). `arrange(number)` gives (top, bottom) for the
+        round; sorted ratios of 2 x --rounds rounds, and the errors."""
+        settings = self.settings
+
+        def start(load: Load, duration: int) -> Awaitable[LoadResult]:
+            return self.load(load.url, load.headers, duration)
+
+        for top, bottom in (arrange(0), arrange(1)):
+            for load in (top, bottom):
+                await _preflight(load.url, load.headers)
             if settings.warmup:
-                await asyncio.gather(
-                    load(public, False, settings.warmup), load(signed, True, settings.warmup)
-                )
+                await asyncio.gather(start(top, settings.warmup), start(bottom, settings.warmup))
         ratios: list[float] = []
         errors = 0
         for number in range(2 * settings.rounds):
-            public, signed = (one, two) if number % 2 == 0 else (two, one)
-            public_cpu, signed_cpu = CpuMeter(public.pids), CpuMeter(signed.pids)
-            public_cpu.start()
-            signed_cpu.start()
-            d, e = await asyncio.gather(
-                load(public, False, settings.duration), load(signed, True, settings.duration)
+            top, bottom = arrange(number)
+            top_cpu, bottom_cpu = CpuMeter(top.process.pids), CpuMeter(bottom.process.pids)
+            top_cpu.start()
+            bottom_cpu.start()
+            high, low = await asyncio.gather(
+                start(top, settings.duration), start(bottom, settings.duration)
             )
-            d_share, e_share = public_cpu.stop(), signed_cpu.stop()
-            errors += d.errors + e.errors
-            if d.rate and d_share and e_share:
-                ratios.append((e.rate / e_share) / (d.rate / d_share))
+            top_share, bottom_share = top_cpu.stop(), bottom_cpu.stop()
+            errors += high.errors + low.errors
+            if low.rate and top_share and bottom_share:
+                ratios.append((high.rate / top_share) / (low.rate / bottom_share))
         if not ratios:
             raise RuntimeError("no round served any request")
-        ratios.sort()
-        median = ratios[(len(ratios) - 1) // 2]
-        return Row(
-            "pair",
-            LABELS["pair"],
-            median,
-            "x",
-            errors=errors,
-            note=(
-                f"median of {len(ratios)} rounds ({ratios[0]:.3f}-{ratios[-1]:.3f}) of "
-                f"{settings.duration} s; requests per CPU-second, (e) over (d), both loaded "
-                "at once on two sidecars sharing the proxy CPU, roles swapped each round"
-            ),
-        )
+        return sorted(ratios), errors
 
     async def websocket(self) -> Row:
         """(g): echo round trips through the sidecar to the desk's /ws."""
@@ -656,6 +708,11 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
                     report.per_round[key] = [row.value for row in rounds[key]]
             if "pair" in wanted:
                 await bench.run("pair", bench.side_by_side)
+            if "pair-fc" in wanted:
+                if redis_problem:
+                    bench.skip("pair-fc", redis_problem)
+                else:
+                    await bench.run("pair-fc", bench.naive_side_by_side)
             if "g" in wanted:
                 await bench.run("g", bench.websocket)
             if "signin" in wanted:
@@ -782,12 +839,13 @@ def ratio_lines(report: Report) -> list[str]:
         shown = f"{a / b:.2f}" if a is not None and b else "n/a"
         rounds = _per_round(report, top, bottom)
         lines.append(f"  ({top})/({bottom}) = {shown:>5}   {meaning}{rounds}")
-    side_by_side = report.value("pair")
-    if side_by_side:
-        lines.append(
-            f"  (e)/(d) = {side_by_side:5.3f}   side by side on one CPU: the same ratio in time, "
-            "without the drift between rounds"
-        )
+    for key, name in (("pair-fc", "(f)/(c)"), ("pair", "(e)/(d)")):
+        side_by_side = report.value(key)
+        if side_by_side:
+            lines.append(
+                f"  {name} = {side_by_side:5.3f}   side by side on one CPU: the same ratio in "
+                "time, without the drift between rounds"
+            )
     public, signed = report.value("instr"), report.value("instr-signed")
     if public and signed:
         lines.append(

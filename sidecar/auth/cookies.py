@@ -50,7 +50,7 @@ def read_cookie(ctx: RequestScope, base: str) -> str | None:
 
 # The session cookie is read on every signed-in request, so its name for each scheme is
 # made once, by the same rule: read_cookie builds and hashes a new `__Host-` string each
-# time, 1,400 instructions more over https (callgrind).
+# time (1,790 instructions over https against 836, callgrind).
 _SESSION_COOKIE_NAMES = {
     scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")
 }

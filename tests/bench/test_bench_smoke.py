@@ -24,6 +24,7 @@ ROWS = (
     "(e) sidecar signed in, memory store",
     "(f) sidecar signed in, Redis store",
     "(e)/(d) side by side, one CPU",
+    "(f)/(c) side by side, one CPU",
     "(g) sidecar WebSocket echo",
     "sign-in callbacks",
     "peak RSS upload",
@@ -133,6 +134,7 @@ def test_ratios_show_the_spread_within_rounds_and_the_instruction_count() -> Non
             Row("d", LABELS["d"], value=4000.0),
             Row("e", LABELS["e"], value=3900.0),
             Row("pair", LABELS["pair"], value=0.9512, unit="x"),
+            Row("pair-fc", LABELS["pair-fc"], value=1.0834, unit="x"),
             Row("instr", LABELS["instr"], value=450_000.0),
             Row("instr-signed", LABELS["instr-signed"], value=468_750.0),
         ],
@@ -143,5 +145,6 @@ def test_ratios_show_the_spread_within_rounds_and_the_instruction_count() -> Non
     # Rounds' own ratios 0.90, 1.10, 0.80: median 0.90, range 0.80-1.10.
     assert "within a round: median 0.90, 0.80-1.10" in lines
     assert "(e)/(d) = 0.951   side by side on one CPU" in lines
+    assert "(f)/(c) = 1.083   side by side on one CPU" in lines
     assert "(e)/(d) = 0.960   by instructions per request" in lines
     assert "(e)/(c) =   n/a" in lines

@@ -25,10 +25,22 @@ T = TypeVar("T")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+# Ports free_port() has handed out in this process.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, never the same one twice in this process. Children
+    started together bind theirs only later, and once the probe socket is closed the
+    kernel may offer its port again: two sidecars given one admin port would have one
+    answer the other's readiness check while the other exits."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def raise_nofile_limit(wanted: int = 65536) -> int:

@@ -514,7 +514,8 @@ class Bench:
         def start(load: Load, duration: int) -> Awaitable[LoadResult]:
             return self.load(load.url, load.headers, duration)
 
-        for top, bottom in (arrange(0), arrange(1)):
+        first, second = arrange(0), arrange(1)
+        for top, bottom in [first] if second == first else [first, second]:
             for load in (top, bottom):
                 await _preflight(load.url, load.headers)
             if settings.warmup:
@@ -526,13 +527,14 @@ class Bench:
             top_cpu, bottom_cpu = CpuMeter(top.process.pids), CpuMeter(bottom.process.pids)
             top_cpu.start()
             bottom_cpu.start()
-            high, low = await asyncio.gather(
+            top_result, bottom_result = await asyncio.gather(
                 start(top, settings.duration), start(bottom, settings.duration)
             )
             top_share, bottom_share = top_cpu.stop(), bottom_cpu.stop()
-            errors += high.errors + low.errors
-            if low.rate and top_share and bottom_share:
-                ratios.append((high.rate / top_share) / (low.rate / bottom_share))
+            errors += top_result.errors + bottom_result.errors
+            if bottom_result.rate and top_share and bottom_share:
+                top_rate = top_result.rate / top_share
+                ratios.append(top_rate / (bottom_result.rate / bottom_share))
         if not ratios:
             raise RuntimeError("no round served any request")
         return sorted(ratios), errors
@@ -643,9 +645,14 @@ class Bench:
         )
 
     def log_tails(self) -> None:
-        for found in self.processes.values():
-            if isinstance(found, Child):
-                progress(f"--- {found.name} log (tail) ---\n{found.log_tail(15)}")
+        """The children's last log lines; those that exited last, so that a cut-off
+        output (the smoke test shows its end) still shows why."""
+        children = [found for found in self.processes.values() if isinstance(found, Child)]
+        children.sort(key=lambda child: child.process.poll() is not None)
+        for child in children:
+            code = child.process.poll()
+            state = "running" if code is None else f"exited with {code}"
+            progress(f"--- {child.name} log (tail; {state}) ---\n{child.log_tail(15)}")
 
 
 async def measure(settings: Settings, tool: str, nginx: str | None, report: Report) -> None:

@@ -30,10 +30,11 @@ _HANDED_OUT: set[int] = set()
 
 
 def free_port() -> int:
-    """A port nothing listens on, never the same one twice in this process. Children
-    started together bind theirs only later, and once the probe socket is closed the
-    kernel may offer its port again: two sidecars given one admin port would have one
-    answer the other's readiness check while the other exits."""
+    """A port nothing listens on, never the same one twice in this process (the one
+    helper of the benchmark and the tests). Servers started together bind theirs only
+    later, and once the probe socket is closed the kernel may offer its port again: two
+    servers given one port would have one answer the other's readiness check while the
+    other exits."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

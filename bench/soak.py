@@ -30,10 +30,10 @@ import aiohttp
 import redis.asyncio as aioredis
 import yaml
 
+from bench.procs import free_port
 from sidecar.dev.desk import make_desk_app
 from sidecar.dev.entra import EmulatedUser, EntraEmulator, sample_tenant
 from tests.helpers import SESSION_KEY, serve_app, wait_ready
-from tests.redis_server import free_port
 from tests.smtp_server import Collector, start_smtp
 from tests.world import CLIENT_ID, CLIENT_SECRET, Browser, Reply
 

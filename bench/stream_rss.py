@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -22,16 +21,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import yaml
 
+from bench.procs import free_port
 from sidecar.dev.desk import make_desk_app
 from tests.helpers import SESSION_KEY, serve_app, wait_ready
 
 HOST = "desk.example.test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -52,7 +46,7 @@ async def main(size_mb: int) -> None:
     size = size_mb * 1024 * 1024
     block = os.urandom(1024 * 1024)
     async with serve_app(make_desk_app()) as desk_url:
-        public, admin = _free_port(), _free_port()
+        public, admin = free_port(), free_port()
         config = {
             "server": {"listen": f"127.0.0.1:{public}", "admin_listen": f"127.0.0.1:{admin}"},
             "session": {"store": "memory", "secret_keys": [SESSION_KEY]},

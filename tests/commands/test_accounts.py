@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.procs import free_port
 from sidecar.cli import main
 from sidecar.commands.accounts import delete_account, list_accounts, show_account
 from sidecar.config.model import Config
@@ -227,15 +227,8 @@ async def test_sso_less_tenant_is_a_tenant(redis_url: str, seeded: AccountStore)
     assert text.startswith(f"{ALICE}\talice@plain.test\t")
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_store_down() -> None:
-    config = redis_config(f"redis://:hunter2-password@127.0.0.1:{closed_port()}/0")
+    config = redis_config(f"redis://:hunter2-password@127.0.0.1:{free_port()}/0")
     for fn, args in (
         (list_accounts, (HOST,)),
         (show_account, (HOST, ALICE)),

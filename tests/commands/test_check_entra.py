@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bench.procs import free_port
 from sidecar.commands.check_entra import check_entra, graph_default_scope
 from sidecar.dev.entra import EmulatedApp, EntraEmulator, sample_tenant
 from tests.helpers import config_from, serve_app
@@ -174,15 +174,8 @@ async def test_rotation_none_works(entra: Entra) -> None:
     assert f"{HOST}:   secret 2 of 2: the client secret has expired (AADSTS7000222" in text
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_entra_unreachable() -> None:
-    authority = f"http://127.0.0.1:{closed_port()}"
+    authority = f"http://127.0.0.1:{free_port()}"
     status, text = await run(document(authority))
     assert status == 1
     assert f"{HOST}: FAILED: cannot reach Entra at {authority} (discovery endpoint" in text

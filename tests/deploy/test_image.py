@@ -18,7 +18,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import free_port
 from tests.deploy import k8s
 
 DOCKERFILE = k8s.REPO / "Dockerfile"
@@ -329,12 +329,6 @@ def test_the_wheel_carries_the_templates_and_the_stylesheet(installed: Installed
     assert parser["console_scripts"]["ticketlog-sso"] == "sidecar.cli:main"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
     """Every file under ROOTS with its size and mtime: what a read-only filesystem keeps."""
     return {
@@ -418,7 +412,7 @@ def _wait_for(port: int, path: str, process: subprocess.Popen[bytes], timeout: f
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_installed_serve_answers_and_stops_on_sigterm(installed: Installed) -> None:
-    public, admin = _free_port(), _free_port()
+    public, admin = free_port(), free_port()
     sandbox = _sandbox(
         installed,
         "serve",

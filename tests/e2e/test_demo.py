@@ -25,7 +25,8 @@ from email.message import EmailMessage
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import REPO_ROOT, free_port
+from bench.procs import free_port
+from tests.e2e.conftest import REPO_ROOT
 from tests.world import Browser, Reply
 
 DEMO_HOST = "desk.localhost"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from bench.procs import free_port
 from sidecar.runtime import open_store
 from sidecar.signup import AccountStore
 from tests.helpers import config_from
-from tests.redis_server import RedisProcess, free_port
+from tests.redis_server import RedisProcess
 from tests.world import HOST, open_world
 
 

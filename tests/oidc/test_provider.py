@@ -7,7 +7,6 @@ import base64
 import dataclasses
 import hashlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from bench.procs import free_port
 from sidecar.oidc import (
     EntraProvider,
     InvalidDiscovery,
@@ -134,11 +134,8 @@ async def test_cold_start_timeout(make_provider: MakeProvider, entra: FakeEntra)
 
 
 async def test_cold_start_unreachable(http: aiohttp.ClientSession) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     provider = EntraProvider(
-        authority=f"http://127.0.0.1:{port}",
+        authority=f"http://127.0.0.1:{free_port()}",
         tenant=TENANT_ID,
         client_id=CLIENT_ID,
         client_secrets=["s"],

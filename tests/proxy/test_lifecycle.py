@@ -5,20 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 import yaml
 
+from bench.procs import free_port
 from tests.helpers import base_config, wait_ready
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_sigterm_drains_in_flight_requests_and_exits_0(desk_url: str, tmp_path: Path) -> None:

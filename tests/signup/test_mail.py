@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import io
 import ipaddress
-import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from bench.procs import free_port
 from sidecar.signup.mail import (
     ConsoleMailer,
     MailError,
@@ -238,14 +238,8 @@ async def test_send_plain_smtp(smtp: tuple[Collector, int]) -> None:
     parsedate_to_datetime(got["Date"])
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_smtp_down_raises_mail_error_quickly() -> None:
-    mailer = SmtpMailer("127.0.0.1", closed_port(), tls="none", timeout=2)
+    mailer = SmtpMailer("127.0.0.1", free_port(), tls="none", timeout=2)
     started = time.monotonic()
     with pytest.raises(MailError) as info:
         await mailer.send(message())

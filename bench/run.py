@@ -60,8 +60,9 @@ from bench.procs import Child, ClientCpuMeter, CpuMeter, pin, raise_nofile_limit
 from bench.signin import LoginResult, login_loop
 from bench.stack import DESK_HOST, PRIVATE_PATH, PUBLIC_PATH, SSO_HOST, USER, Stack, open_stack
 
-# A database of its own, emptied before and after a run (the test suite uses 15).
-REDIS_URL = "redis://127.0.0.1:6379/14"
+# A database of its own, emptied before and after a run (the test suite uses 15);
+# BENCH_REDIS_URL moves it, so that two checkouts on one machine can run at once.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 @dataclass

@@ -38,7 +38,7 @@ from tests.smtp_server import Collector, start_smtp
 from tests.world import CLIENT_ID, CLIENT_SECRET, Browser, Reply
 
 HOST = "desk.soak.test"
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = os.environ.get("SOAK_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 @dataclass

@@ -5,6 +5,10 @@ SECURITY: aiohttp's default answer to an unparseable request (a header line over
 body and logs them with a traceback. Those bytes can hold a session cookie or an
 authorization code (`/.sso/callback?code=...`), so our listeners answer with the
 status phrase only and log the error kind, never the text.
+
+A response that has begun (its framing chosen or bytes written) is never followed by a
+second one on the same connection: that answer would be framed two ways (a chunked
+writer under a Content-Length), so the connection is closed instead.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from aiohttp.web_request import BaseRequest
 from sidecar import logs
 
 
+def response_started(request: BaseRequest) -> bool:
+    """True once a response to `request` has chosen its framing or written a byte."""
+    writer = request.writer
+    return writer.output_size > 0 or bool(getattr(writer, "chunked", False))
+
+
 class _QuietErrorsHandler(RequestHandler):
     def handle_error(
         self,
@@ -26,7 +36,7 @@ class _QuietErrorsHandler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        if request.writer.output_size > 0:
+        if response_started(request):
             raise ConnectionError("response already started; closing the connection")
         logs.warning(
             "bad_http_request",

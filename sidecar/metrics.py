@@ -44,6 +44,12 @@ UPSTREAM_ERRORS = Counter(
     ["tenant", "kind"],
     registry=REGISTRY,
 )
+DESK_DESYNC = Counter(
+    "ticketlog_sso_desk_desync",
+    "Times a desk sent bytes nobody asked for (its connections are then not reused for a while)",
+    ["desk"],
+    registry=REGISTRY,
+)
 STORE_ERRORS = Counter(
     "ticketlog_sso_store_errors", "Session-store operations that failed", registry=REGISTRY
 )

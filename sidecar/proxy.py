@@ -21,6 +21,7 @@ from sidecar.headers import FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, REQU
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.upstream import (
+    Origin,
     UnsendableRequest,
     UpstreamError,
     UpstreamPool,
@@ -41,7 +42,10 @@ _WS_HANDSHAKE = frozenset(
 def make_upstream_session(*, connect_timeout: float, read_timeout: float) -> aiohttp.ClientSession:
     """The client for WebSocket upgrades to every desk; created once per process."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        # SECURITY: a handshake the desk answers without 101 would otherwise return its
+        # connection to a pool, where the next handshake could follow bytes the desk has
+        # not consumed (response desync): every handshake gets a connection of its own.
+        connector=aiohttp.TCPConnector(limit=0, force_close=True),
         timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         ),
@@ -82,6 +86,30 @@ def _is_websocket(request: web.Request) -> bool:
     )
 
 
+def _valid_handshake(request: web.Request) -> bool:
+    """RFC 6455 §4.1: a GET with no body.
+
+    SECURITY: the handshake is forwarded without a body; one that announced a body
+    (Content-Length, Transfer-Encoding) would make the desk take that body from the
+    bytes that follow on its connection.
+    """
+    headers = request.headers
+    return (
+        request.method == "GET"
+        and "Content-Length" not in headers
+        and "Transfer-Encoding" not in headers
+        and not request.body_exists
+        and web.WebSocketResponse().can_prepare(request).ok
+    )
+
+
+def report_desync(origin: Origin, what: str) -> None:
+    """A desk sent bytes nobody asked for: its connections are no longer reused for a while."""
+    desk = f"{origin.scheme}://{origin.host}:{origin.port}"
+    metrics.DESK_DESYNC.labels(desk).inc()
+    logs.warning("desk_sent_unasked_bytes", desk=desk, what=what)
+
+
 def _failure(request: web.Request, ctx: RequestScope, exc: BaseException) -> web.Response:
     tenant = ctx.tenant.host if ctx.tenant else "-"
     timed_out = isinstance(exc, asyncio.TimeoutError | TimeoutError)
@@ -112,7 +140,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     assert ctx.tenant is not None
     headers = _forwarding_headers(ctx, request)
     if _is_websocket(request):
-        if not web.WebSocketResponse().can_prepare(request).ok:
+        if not _valid_handshake(request):
             return error_response(
                 request,
                 status=400,
@@ -197,6 +225,11 @@ async def _streamed_response(
     assert ctx.tenant is not None
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     response.headers.extend(headers)
+    if request.version < aiohttp.HttpVersion11 and upstream.content_length is None:
+        # SECURITY: HTTP/1.0 has no chunked coding, so this body ends only with the
+        # connection (RFC 9112 §6.3 rule 8); kept open, the next response on it would
+        # read as part of this body.
+        response.force_close()
     try:
         await response.prepare(request)
         while True:

@@ -20,7 +20,7 @@ from sidecar.auth.identity import AssertionSigner
 from sidecar.config.model import Config
 from sidecar.keys import DerivedKeys
 from sidecar.oidc.provider import EntraProvider
-from sidecar.proxy import make_upstream_session
+from sidecar.proxy import make_upstream_session, report_desync
 from sidecar.sessions.memory import MemoryStore
 from sidecar.sessions.redis_store import RedisStore
 from sidecar.sessions.sessions import SessionManager
@@ -160,6 +160,7 @@ async def open_runtime(
     upstream_pool = UpstreamPool(
         connect_timeout=config.server.upstream_connect_timeout,
         read_timeout=config.server.upstream_read_timeout,
+        on_desync=report_desync,
     )
     idp_http = make_idp_session()
     tenants = TenantTableRef(build_tenants(config, idp_http))

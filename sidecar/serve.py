@@ -60,6 +60,11 @@ async def start_listeners(
         access_log=None,
         shutdown_timeout=server.shutdown_grace,
         handle_signals=False,
+        # SECURITY: request bodies are relayed byte for byte. aiohttp would otherwise
+        # decompress a gzip or deflate body while the client's Content-Length (the
+        # compressed size) goes on to the desk, which would read the rest of the
+        # inflated bytes as a request of its own (request smuggling).
+        auto_decompress=False,
     )
     admin_runner = QuietAppRunner(
         build_admin_app(runtime), access_log=None, shutdown_timeout=1.0, handle_signals=False

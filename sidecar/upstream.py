@@ -9,20 +9,39 @@ head (and stream the body), parse the response with llhttp (the `httptools` bind
 the parser behind uvicorn and Node.js), and hand the body over chunk by chunk with
 flow control. WebSocket upgrades still go through `ClientSession.ws_connect`.
 
-SECURITY (request smuggling and response desynchronisation, RFC 9112 §6.3, §9.3,
-§11.2): a connection goes back to the pool only after a complete response to a
-request that was sent whole, when both sides keep it alive. Anything else (a HEAD
-response, whose length llhttp cannot know; an early answer to an upload; a parse
-error; bytes nobody asked for; a timeout; a reader that stopped early) closes it,
-so no response can ever be read as the answer to someone else's request. The head
-is checked for CR, LF and NUL outside its line ends before it is written.
+What it guarantees (request smuggling and response desynchronisation, RFC 9112 §6.3,
+§9.3, §11.2), each sentence proved by tests/proxy/test_desk_client.py and tests/smuggling/:
+
+- A request goes out framed one way only: its head is refused before anything is sent
+  if a field holds CR, LF or NUL; a sized body is sent as exactly its Content-Length
+  bytes (a body that runs short or long fails the exchange and closes the connection);
+  an unsized one is sent chunked.
+- A connection is reused only after a complete response whose end is certain
+  (Content-Length or chunked, both sides keeping it alive), to a request without a
+  body. A request body may be left unread by the desk, which would then read it as a
+  request of its own and send its answer to the next user: so a connection that
+  carried a body is closed after its exchange.
+- Responses that cannot carry a body but announce one (a HEAD response; 1xx, 204 or
+  304 with Content-Length or Transfer-Encoding) end their exchange at the head, and
+  their connection is closed: late body bytes would read as the next response.
+- Bytes nobody asked for close the connection they arrive on. A connection rests for
+  SETTLE_SECONDS after its response before it is reused, and is reused only if no byte
+  is waiting on its socket at that moment; a desk that has sent bytes nobody asked for
+  gets no connection reused for QUARANTINE_SECONDS.
+- A response head the sidecar could not relay as it came (control characters in the
+  reason phrase, header values that are not UTF-8, a head over MAX_HEAD_BYTES, any
+  parse error) is an UpstreamProtocolError, which the proxy answers with a 502 page.
+- A timeout, a parse error or a reader that stopped early closes the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import select
 import ssl
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -38,8 +57,15 @@ MAX_HEAD_BYTES = 64 * 1024
 # the reader has taken what was buffered.
 _PAUSE_ABOVE = 256 * 1024
 # Idle connections kept per desk, and for how long (the desk may close them sooner).
-MAX_IDLE_PER_ORIGIN = 256
+MAX_IDLE_PER_ORIGIN = 512
 KEEPALIVE_SECONDS = 30.0
+# How long a connection rests after its response before it may carry another request:
+# bytes a desk sends after a complete response arrive while it rests, and close it
+# instead of being read as the answer to the next user's request.
+SETTLE_SECONDS = 0.025
+# After a desk sent bytes nobody asked for, none of its connections is reused for this
+# long: it has shown it can put a response where the next one is expected.
+QUARANTINE_SECONDS = 300.0
 # RFC 9110 §9.2.2: only idempotent requests may be retried automatically, and only
 # those without a body are retried here (the body was streamed and is gone).
 _RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -59,6 +85,13 @@ class UpstreamDisconnected(UpstreamError):
 
 class UpstreamProtocolError(UpstreamError):
     """The desk's response is not valid HTTP/1.1 (or is too large a head)."""
+
+
+# RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ). Control characters
+# make the status line invalid (and aiohttp would refuse to write them to the client).
+_REASON_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# A 408 sent on an idle connection is how some servers say they close it: not a desync.
+_IDLE_TIMEOUT_NOTICE = (b"HTTP/1.1 408", b"HTTP/1.0 408")
 
 
 class UnsendableRequest(ValueError):
@@ -212,6 +245,7 @@ class _Connection(asyncio.Protocol):
         self.origin = origin
         self.loop = pool.loop
         self.transport: asyncio.Transport | None = None
+        self.fd = -1
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
@@ -228,7 +262,7 @@ class _Connection(asyncio.Protocol):
         self.interim = False
         self.until_eof = False
         self.keep_alive = False
-        self.request_sent = False
+        self.carried_body = False
         self.body_task: asyncio.Task[None] | None = None
         # Flow control both ways.
         self.reading_paused = False
@@ -243,10 +277,15 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if sock is not None else -1
 
     def data_received(self, data: bytes) -> None:
         if self.response is None:
-            # SECURITY: bytes nobody asked for (response desync): never reuse this connection.
+            # SECURITY: bytes nobody asked for (response desync): never reuse this connection,
+            # nor, for a while, any other of a desk that does this.
+            if not data.startswith(_IDLE_TIMEOUT_NOTICE):
+                self.pool.distrust(self.origin, "bytes on an idle connection")
             self.abort()
             return
         self.received_any = True
@@ -296,6 +335,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         if self.response is None or self.response._complete:
+            self.pool.distrust(self.origin, "bytes after a complete response")
             raise UpstreamProtocolError("the desk sent a response nobody asked for")
         self.raw_headers = []
         self.header_bytes = 0
@@ -315,19 +355,30 @@ class _Connection(asyncio.Protocol):
         response = self.response
         assert response is not None
         status = self.parser.get_status_code()
+        # llhttp reads no body for these (RFC 9112 §6.3 rules 1-2) whatever the head says.
+        announces_body = any(
+            name.lower() in (b"content-length", b"transfer-encoding") and value.strip() != b"0"
+            for name, value in self.raw_headers
+        )
         if status < 200:
             # 1xx interim responses (e.g. 100 Continue, 103 Early Hints) are not relayed.
             self.interim = True
+            if announces_body:
+                raise UpstreamProtocolError("the desk announced a body on a 1xx response")
             return
         response.status = status
-        reason = self.status_text
-        response.reason = reason.decode("ascii") if reason and reason.isascii() else None
+        response.reason = _reason_phrase(self.status_text)
         headers = response.headers
         length: str | None = None
         chunked = False
         for raw_name, raw_value in self.raw_headers:
-            name = raw_name.decode("latin-1")
-            value = raw_value.decode("utf-8", "surrogateescape")
+            name = raw_name.decode("latin-1")  # llhttp accepted it: token characters only
+            try:
+                value = raw_value.decode("utf-8")
+            except UnicodeDecodeError:
+                # obs-text that is not UTF-8: aiohttp writes header values as UTF-8, so
+                # these bytes could not reach the client as they came.
+                raise UpstreamProtocolError("a header value of the desk is not UTF-8") from None
             headers.add(name, value)
             lowered = name.lower()
             if lowered == "content-length":
@@ -339,15 +390,14 @@ class _Connection(asyncio.Protocol):
             response.content_length = int(length)  # llhttp accepted it: digits only
         no_body = self.method_is_head or status in (204, 304)
         self.until_eof = not no_body and length is None and not chunked
-        # SECURITY: an answer that came before the request body was sent whole means the
-        # desk may not have read that body: it could take the rest for a request of its
-        # own, whose answer would go to the next user of the connection. Never reused.
-        self.keep_alive = self.request_sent and self.parser.should_keep_alive()
-        if self.method_is_head:
-            # llhttp cannot know a HEAD response has no body, so the exchange ends here
-            # and the connection is never reused (see the module's SECURITY note).
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.method_is_head or (no_body and announces_body):
+            # SECURITY: llhttp cannot know a HEAD response has no body, and a 204 or 304
+            # that announces one may send it late: the exchange ends at the head, and the
+            # connection is never reused (bytes still to come would read as the next answer).
             self.keep_alive = False
-            response._end()
+            if self.method_is_head:
+                response._end()
         ready, self.head_ready = self.head_ready, None
         if ready is not None and not ready.done():
             ready.set_result(response)
@@ -397,10 +447,8 @@ class _Connection(asyncio.Protocol):
         if self.timer is None:
             self.arm_timer()
         transport.write(head)
-        if body is None:
-            self.request_sent = True
-        else:
-            self.request_sent = False
+        self.carried_body = body is not None
+        if body is not None:
             self.body_task = self.loop.create_task(self.send_body(body, chunked, length))
         try:
             return await self.head_ready
@@ -420,16 +468,20 @@ class _Connection(asyncio.Protocol):
                 if chunked:
                     transport.writelines((f"{len(chunk):x}\r\n".encode(), chunk, b"\r\n"))
                 else:
-                    transport.write(chunk)
                     sent += len(chunk)
-                    # Sent whole: an answer from now on is not an early one.
-                    self.request_sent = sent == length
+                    if length is not None and sent > length:
+                        # SECURITY: bytes past the announced length would be read by the
+                        # desk as the start of another request.
+                        raise UnsendableRequest("the body is longer than its Content-Length")
+                    transport.write(chunk)
                 if self.writing_paused:
                     self.drain_waiter = self.loop.create_future()
                     await self.drain_waiter
             if chunked and not self.closed:
                 transport.write(b"0\r\n\r\n")
-            self.request_sent = True
+            elif length is not None and sent != length:
+                # The desk still waits for the rest: its next bytes would be ours.
+                raise UnsendableRequest("the body is shorter than its Content-Length")
         except Exception:
             # The client's upload broke off (or the desk went away): this exchange is over.
             self.fail(UpstreamDisconnected("the request body could not be sent"))
@@ -494,7 +546,7 @@ class _Connection(asyncio.Protocol):
             response._complete
             and response._error is None
             and self.keep_alive
-            and self.request_sent
+            and not self.carried_body
             and not self.closed
             and not self.reading_paused
         )
@@ -504,14 +556,76 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
 
-class UpstreamPool:
-    """Keep-alive connections to every desk of this process, reused most-recent first."""
+def _reason_phrase(raw: bytes) -> str | None:
+    """The reason phrase to relay: as sent, or None (aiohttp then writes the standard one).
 
-    def __init__(self, *, connect_timeout: float, read_timeout: float) -> None:
+    SECURITY: control characters would make the status line invalid on the way out.
+    """
+    if _REASON_CONTROL.search(raw):
+        raise UpstreamProtocolError("the desk's reason phrase has control characters")
+    if not raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # obs-text in another charset: the phrase means nothing to HTTP (RFC 9112 §4).
+        return None
+
+
+class _IdleConnections:
+    """One desk's idle connections: resting ones first in, settled ones last out.
+
+    A connection rests for SETTLE_SECONDS after its response, then joins the settled
+    stack, whose top (the most recently settled) is reused first: a few connections stay
+    hot and the rest age out.
+    """
+
+    __slots__ = ("resting", "settled")
+
+    def __init__(self) -> None:
+        self.resting: deque[_Connection] = deque()  # oldest first
+        self.settled: list[_Connection] = []  # oldest at the bottom
+
+    def __len__(self) -> int:
+        return len(self.resting) + len(self.settled)
+
+    def take(self, now: float) -> _Connection | None:
+        resting = self.resting
+        cutoff = now - SETTLE_SECONDS
+        while resting and resting[0].idle_since <= cutoff:
+            self.settled.append(resting.popleft())
+        return self.settled.pop() if self.settled else None
+
+    def remove(self, connection: _Connection) -> None:
+        for group in (self.resting, self.settled):
+            if connection in group:
+                group.remove(connection)
+                return
+
+    def expire(self, deadline: float) -> None:
+        """Closes the connections idle since before `deadline`."""
+        for group in (self.resting, self.settled):
+            while group and group[0].idle_since < deadline:
+                (group.popleft() if isinstance(group, deque) else group.pop(0)).abort()
+
+
+class UpstreamPool:
+    """Keep-alive connections to every desk of this process."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        on_desync: Callable[[Origin, str], None] | None = None,
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.loop = asyncio.get_running_loop()
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, _IdleConnections] = {}
+        self._distrusted: dict[Origin, float] = {}  # desk -> until when no reuse
+        self._on_desync = on_desync
+        self._poller = select.poll()
         self._tls = ssl.create_default_context()
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -549,13 +663,28 @@ class UpstreamPool:
                     raise
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
-        stack = self._idle.get(origin)
-        while stack:
-            connection = stack.pop()
-            if not connection.closed:
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        now = self.loop.time()
+        while (connection := idle.take(now)) is not None:
+            if not connection.closed and self._quiet(connection):
                 connection.reused = True
                 return connection
+            connection.abort()
         return None
+
+    def _quiet(self, connection: _Connection) -> bool:
+        """SECURITY: no byte (nor end of stream) waits on the socket at the moment of
+        reuse, read by the kernel but not yet by the event loop."""
+        if connection.fd < 0:
+            return True  # no socket to look at (a transport without one)
+        poller = self._poller
+        poller.register(connection.fd, select.POLLIN | select.POLLPRI)
+        try:
+            return not poller.poll(0)
+        finally:
+            poller.unregister(connection.fd)
 
     async def _connect(self, origin: Origin) -> _Connection:
         tls = self._tls if origin.scheme == "https" else None
@@ -566,28 +695,45 @@ class UpstreamPool:
         return protocol
 
     def put(self, connection: _Connection) -> None:
-        stack = self._idle.setdefault(connection.origin, [])
-        if self._closed or len(stack) >= MAX_IDLE_PER_ORIGIN:
+        origin = connection.origin
+        idle = self._idle.get(origin)
+        if idle is None:
+            idle = self._idle[origin] = _IdleConnections()
+        now = self.loop.time()
+        if self._closed or len(idle) >= MAX_IDLE_PER_ORIGIN or self._distrusted_now(origin, now):
             connection.abort()
             return
-        connection.idle_since = self.loop.time()
-        stack.append(connection)
+        connection.idle_since = now
+        idle.resting.append(connection)
         if self._sweeper is None:
             self._sweeper = self.loop.call_later(KEEPALIVE_SECONDS / 2, self._sweep)
 
+    def distrust(self, origin: Origin, what: str) -> None:
+        """The desk at `origin` sent bytes nobody asked for: no reuse for a while."""
+        first = not self._distrusted_now(origin, self.loop.time())
+        self._distrusted[origin] = self.loop.time() + QUARANTINE_SECONDS
+        idle = self._idle.pop(origin, None)
+        for connection in [*idle.resting, *idle.settled] if idle else ():
+            connection.abort()
+        if first and self._on_desync is not None:
+            self._on_desync(origin, what)
+
+    def _distrusted_now(self, origin: Origin, now: float) -> bool:
+        until = self._distrusted.get(origin) if self._distrusted else None
+        return until is not None and until > now
+
     def forget(self, connection: _Connection) -> None:
         """A connection closed: if it was idle, it leaves the pool."""
-        stack = self._idle.get(connection.origin)
-        if stack and connection in stack:
-            stack.remove(connection)
+        idle = self._idle.get(connection.origin)
+        if idle:
+            idle.remove(connection)
 
     def _sweep(self) -> None:
-        """Closes connections idle longer than KEEPALIVE_SECONDS (oldest are at the bottom)."""
+        """Closes connections idle longer than KEEPALIVE_SECONDS."""
         self._sweeper = None
         deadline = self.loop.time() - KEEPALIVE_SECONDS
-        for stack in self._idle.values():
-            while stack and stack[0].idle_since < deadline:
-                stack.pop(0).abort()
+        for idle in self._idle.values():
+            idle.expire(deadline)
         if any(self._idle.values()):
             self._sweeper = self.loop.call_later(KEEPALIVE_SECONDS / 2, self._sweep)
 
@@ -596,6 +742,7 @@ class UpstreamPool:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        for stack in self._idle.values():
-            while stack:
-                stack.pop().abort()
+        for idle in self._idle.values():
+            for connection in [*idle.resting, *idle.settled]:
+                connection.abort()
+        self._idle.clear()

@@ -17,6 +17,7 @@ from yarl import URL
 from sidecar import logs, metrics
 from sidecar.access_log import ACCESS_LOG
 from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_listed
+from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE, RequestScope
@@ -127,6 +128,10 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             return response
         except Exception:
             logs.logger.exception("internal_error", extra={"fields": {"request_id": request_id}})
+            if response_started(request):
+                # SECURITY: a second answer after a started one would be framed two ways;
+                # aiohttp's error handler closes the connection instead (http_errors).
+                raise
             status = 500
             response = error_response(
                 request,

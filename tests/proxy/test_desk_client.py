@@ -17,6 +17,8 @@ from multidict import CIMultiDict
 
 from sidecar.upstream import (
     MAX_HEAD_BYTES,
+    QUARANTINE_SECONDS,
+    SETTLE_SECONDS,
     Origin,
     UnsendableRequest,
     UpstreamDisconnected,
@@ -103,6 +105,13 @@ def answer(raw: bytes, keep_open: bool = True) -> Script:
 
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Desk: yes\r\n\r\nhello"
+
+
+async def rest() -> None:
+    """Long enough for a released connection to settle and become reusable."""
+    await asyncio.sleep(SETTLE_SECONDS + 0.02)
+
+
 HEADERS = CIMultiDict({"Host": "desk.example.test"})
 
 
@@ -123,8 +132,19 @@ async def test_keep_alive_connection_is_reused(desk_with, pool) -> None:
         assert response.content_length == 5
         assert await response.read() == b"hello"
         response.release()
+        await rest()
     assert desk.connections == 1
     assert desk.requests[0].startswith(b"GET /x?y=1 HTTP/1.1\r\nHost: desk.example.test\r\n")
+
+
+async def test_a_connection_is_not_reused_before_it_has_rested(desk_with, pool) -> None:
+    """Bytes a desk sends just after a response must find the connection idle, not busy."""
+    desk = await desk_with(answer(OK))
+    assert await get(pool, desk) == (200, b"hello")
+    assert await get(pool, desk) == (200, b"hello")  # at once: a second connection
+    await rest()
+    assert await get(pool, desk) == (200, b"hello")
+    assert desk.connections == 2
 
 
 async def test_chunked_body_is_decoded_and_trailers_dropped(desk_with, pool) -> None:
@@ -139,6 +159,7 @@ async def test_chunked_body_is_decoded_and_trailers_dropped(desk_with, pool) -> 
     assert await response.read() == b"hello world"
     assert "X-Trailer" not in response.headers
     response.release()
+    await rest()
     assert await get(pool, desk) == (200, b"hello world")
     assert desk.connections == 1
 
@@ -247,7 +268,9 @@ async def test_silence_times_out_and_a_cut_body_is_an_error(desk_with, pool) -> 
     response.release()
 
 
-async def test_unsized_upload_is_sent_chunked_and_a_sized_one_as_is(desk_with, pool) -> None:
+async def test_unsized_upload_is_sent_chunked_and_a_sized_one_as_is_each_on_its_own_connection(
+    desk_with, pool
+) -> None:
     desk = await desk_with(answer(OK))
     for headers, expected in [
         (CIMultiDict({"Host": "d"}), b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
@@ -257,8 +280,9 @@ async def test_unsized_upload_is_sent_chunked_and_a_sized_one_as_is(desk_with, p
         response = await pool.request(desk.origin, "POST", "/up", headers, body)
         assert await response.read() == b"hello"
         response.release()
+        await rest()
         assert desk.requests[-1].endswith(expected)
-    assert desk.connections == 1
+    assert desk.connections == 2
 
 
 async def test_an_early_answer_to_an_upload_closes_the_connection(desk_with, pool) -> None:
@@ -373,9 +397,8 @@ async def test_an_answer_before_the_upload_was_sent_whole_is_never_followed_on_t
     assert desk.connections == 2
 
 
-async def test_a_sized_upload_answered_after_it_was_sent_keeps_the_connection(
-    desk_with, pool
-) -> None:
+async def test_a_connection_that_carried_a_body_is_never_reused(desk_with, pool) -> None:
+    """The desk may have left the body unread: it would read it as a request of its own."""
     desk = await desk_with(answer(OK))
     body = body_of(b"abc", eof=False)  # the client's end of body comes later
     asyncio.get_running_loop().call_later(0.2, body.feed_eof)
@@ -383,8 +406,139 @@ async def test_a_sized_upload_answered_after_it_was_sent_keeps_the_connection(
     response = await pool.request(desk.origin, "POST", "/", headers, body)
     assert await response.read() == b"hello"
     response.release()
+    await rest()
     assert await get(pool, desk) == (200, b"hello")
+    assert desk.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "announced"), [(b"abcdef", 3), (b"ab", 3)], ids=["longer", "shorter"]
+)
+async def test_a_body_that_does_not_match_its_length_fails_and_closes_the_connection(
+    desk_with, pool, body: bytes, announced: int
+) -> None:
+    desk = await desk_with(answer(OK))  # reads exactly Content-Length bytes, then answers
+    headers = CIMultiDict({"Host": "d", "Content-Length": str(announced)})
+    with pytest.raises(UpstreamDisconnected):
+        await pool.request(desk.origin, "POST", "/", headers, body_of(body))
+    await rest()
+    assert await get(pool, desk) == (200, b"hello")
+    # The desk never read a whole POST: not a byte past the announced length was sent (it
+    # would start the desk's next request), and the short one was cut off, not waited on.
+    assert [r.split(b" ", 1)[0] for r in desk.requests] == [b"GET"]
+    assert desk.connections == 2
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 6\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 6\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ],
+)
+async def test_a_bodiless_status_announcing_a_body_closes_its_connection(
+    desk_with, pool, head: bytes
+) -> None:
+    desk = await desk_with(answer(head))
+    status, body = await get(pool, desk)
+    assert (status, body) in ((204, b""), (304, b""))
+    await rest()
+    await get(pool, desk)
+    assert desk.connections == 2
+
+
+async def test_a_304_with_no_framing_keeps_its_connection(desk_with, pool) -> None:
+    desk = await desk_with(answer(b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\n\r\n'))
+    assert await get(pool, desk) == (304, b"")
+    await rest()
+    assert await get(pool, desk) == (304, b"")
     assert desk.connections == 1
+
+
+async def test_an_interim_response_announcing_a_body_is_an_error(desk_with, pool) -> None:
+    desk = await desk_with(answer(b"HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n" + OK))
+    with pytest.raises(UpstreamProtocolError):
+        await pool.request(desk.origin, "GET", "/", HEADERS)
+
+
+@pytest.mark.parametrize("char", [b"\x00", b"\x01", b"\x0b", b"\x1f", b"\x7f"])
+async def test_control_characters_in_the_reason_phrase_are_a_protocol_error(
+    desk_with, pool, char: bytes
+) -> None:
+    desk = await desk_with(answer(b"HTTP/1.1 200 O" + char + b"K\r\nContent-Length: 0\r\n\r\n"))
+    with pytest.raises(UpstreamProtocolError):
+        await pool.request(desk.origin, "GET", "/", HEADERS)
+
+
+async def test_a_reason_phrase_in_another_charset_gives_way_to_the_standard_one(
+    desk_with, pool
+) -> None:
+    desk = await desk_with(answer(b"HTTP/1.1 200 Gr\xf6\xdfe\r\nContent-Length: 0\r\n\r\n"))
+    response = await pool.request(desk.origin, "GET", "/", HEADERS)
+    assert (response.status, response.reason) == (200, None)
+    response.release()
+
+
+async def test_a_header_value_that_is_not_utf_8_is_a_protocol_error(desk_with, pool) -> None:
+    desk = await desk_with(answer(b"HTTP/1.1 200 OK\r\nX-A: caf\xe9\r\nContent-Length: 0\r\n\r\n"))
+    with pytest.raises(UpstreamProtocolError):
+        await pool.request(desk.origin, "GET", "/", HEADERS)
+
+
+async def test_a_desk_that_sent_unasked_bytes_gets_no_connection_reused(desk_with) -> None:
+    reported: list[tuple[Origin, str]] = []
+    pool = UpstreamPool(
+        connect_timeout=2, read_timeout=1, on_desync=lambda o, what: reported.append((o, what))
+    )
+    try:
+        calls = 0
+
+        async def stray_once(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> bool:
+            nonlocal calls
+            calls += 1
+            w.write(OK)
+            await w.drain()
+            if calls == 1:
+                await asyncio.sleep(0.005)
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+            return True
+
+        desk = await desk_with(stray_once)
+        assert await get(pool, desk) == (200, b"hello")
+        for _ in range(3):
+            await rest()
+            assert await get(pool, desk) == (200, b"hello")
+        assert desk.connections == 4  # the stray closed the first; no reuse since
+        assert reported == [(desk.origin, "bytes on an idle connection")]
+        assert QUARANTINE_SECONDS >= 60
+    finally:
+        await pool.close()
+
+
+async def test_bytes_waiting_unread_on_the_socket_stop_its_reuse(desk_with, pool) -> None:
+    """The kernel holds bytes the event loop has not read yet: the socket is looked at."""
+
+    async def late_junk(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> bool:
+        w.write(OK)
+        await w.drain()
+        if n == 1:
+            await asyncio.sleep(0.005)
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+            await w.drain()
+        return True
+
+    desk = await desk_with(late_junk)
+    response = await pool.request(desk.origin, "GET", "/", HEADERS)
+    connection = response._connection
+    assert await response.read() == b"hello"
+    response.release()
+    assert connection.transport is not None
+    connection.transport.pause_reading()  # as if the loop had not come round to it yet
+    await rest()
+    assert await get(pool, desk) == (200, b"hello")
+    assert connection.closed
+    assert desk.connections == 2
 
 
 async def test_a_body_on_an_interim_response_is_an_error(desk_with, pool) -> None:

@@ -1,17 +1,17 @@
-"""A raw-socket HTTP/1.1 client: bytes out exactly as written, responses read with llhttp.
+"""A raw-socket HTTP/1.1 client: bytes out exactly as written, responses parsed strictly.
 
-Responses are parsed strictly (the `httptools` binding of llhttp, as browsers and Node
-parse them), so a response that is framed two ways, or that runs into the next one,
-shows up as a parse error or as a response the client never asked for.
+The response parser follows RFC 9112 §6.3 to the letter and refuses anything a browser
+could read two ways (bare LF, Content-Length with Transfer-Encoding, differing lengths,
+bad chunk sizes), so a response that is framed ambiguously, or that runs into the next
+one, shows up as a BrokenResponse or as a response the client never asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
-
-import httptools
+import re
+from dataclasses import dataclass
 
 
 @dataclass
@@ -32,59 +32,82 @@ class BrokenResponse(Exception):
     """The bytes from the sidecar are not a well-framed HTTP/1.x response."""
 
 
-@dataclass
-class _Collector:
-    head_only: list[bool]  # per expected response: was the request a HEAD?
-    done: list[Response] = field(default_factory=list)
-    status: bytes = b""
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytearray = field(default_factory=bytearray)
-    parser: httptools.HttpResponseParser | None = None
-    in_body: bool = False  # a head was read and its message has not ended
+class _NeedMore(Exception):
+    """The buffer does not hold the whole message yet."""
 
-    def on_message_begin(self) -> None:
-        self.status, self.headers, self.body = b"", [], bytearray()
 
-    def on_status(self, status: bytes) -> None:
-        self.status += status
+_STATUS_LINE = re.compile(rb"^HTTP/(1\.[01]) ([0-9]{3}) ?([^\r\n]*)$")
+_CHUNK_SIZE = re.compile(rb"^([0-9A-Fa-f]{1,16})(;[^\r\n]*)?$")
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
 
-    def on_headers_complete(self) -> bool | None:
-        # llhttp cannot know that a HEAD response has no body: say so (skip the body).
-        self.in_body = True
-        index = len(self.done)
-        return True if index < len(self.head_only) and self.head_only[index] else None
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-
-    def on_message_complete(self) -> None:
-        self.complete(self.parser.should_keep_alive() if self.parser else False)
-
-    def end_of_stream(self) -> None:
-        """The connection ended: a body without length or chunking ends with it (RFC 9112
-        §6.3 rule 8); llhttp's binding cannot be told, so the message is completed here."""
-        framed = any(
-            k.lower() in (b"content-length", b"transfer-encoding") for k, _ in self.headers
-        )
-        if self.in_body and not framed:
-            self.complete(keep_alive=False)
-
-    def complete(self, keep_alive: bool) -> None:
-        assert self.parser is not None
-        self.in_body = False
-        self.done.append(
-            Response(
-                self.parser.get_status_code(),
-                self.status,
-                self.headers,
-                bytes(self.body),
-                keep_alive,
-                self.parser.get_http_version(),
-            )
-        )
+def parse_response(data: bytes, *, head_request: bool, at_eof: bool) -> tuple[Response, int]:
+    """One response from the start of `data`, and how many bytes it took."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        if b"\n" in data.replace(b"\r\n", b""):
+            raise BrokenResponse(f"bare LF in a response head: {data[:80]!r}")
+        raise _NeedMore
+    lines = data[:end].split(b"\r\n")
+    match = _STATUS_LINE.match(lines[0])
+    if match is None:
+        raise BrokenResponse(f"not a status line: {lines[0][:80]!r}")
+    version, status, reason = match.group(1).decode(), int(match.group(2)), match.group(3)
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip() or b"\n" in line or b"\r" in line:
+            raise BrokenResponse(f"bad header line: {line[:80]!r}")
+        headers.append((name, value.strip(b" \t")))
+    lowered = {}
+    for name, value in headers:
+        lowered.setdefault(name.lower(), []).append(value)
+    connection = b",".join(lowered.get(b"connection", [])).lower()
+    keep_alive = b"close" not in connection and (version == "1.1" or b"keep-alive" in connection)
+    start = end + 4
+    lengths = set(lowered.get(b"content-length", []))
+    codings = lowered.get(b"transfer-encoding", [])
+    if head_request or status < 200 or status in (204, 304):
+        return Response(status, reason, headers, b"", keep_alive, version), start
+    if codings and lengths:
+        raise BrokenResponse("Content-Length and Transfer-Encoding together")
+    if codings:
+        if b",".join(codings).lower().replace(b" ", b"") != b"chunked":
+            raise BrokenResponse(f"transfer coding {codings!r}")
+        body, at = bytearray(), start
+        while True:
+            line_end = data.find(b"\r\n", at)
+            if line_end < 0:
+                raise _NeedMore
+            size_match = _CHUNK_SIZE.match(data[at:line_end])
+            if size_match is None:
+                raise BrokenResponse(f"bad chunk size line {data[at:line_end][:40]!r}")
+            size = int(size_match.group(1), 16)
+            at = line_end + 2
+            if size == 0:
+                trailer_end = data.find(b"\r\n\r\n", at - 2)
+                if trailer_end < 0:
+                    raise _NeedMore
+                return Response(status, reason, headers, bytes(body), keep_alive, version), (
+                    trailer_end + 4
+                )
+            if len(data) < at + size + 2:
+                raise _NeedMore
+            if data[at + size : at + size + 2] != b"\r\n":
+                raise BrokenResponse("chunk not followed by CRLF")
+            body += data[at : at + size]
+            at += size + 2
+    if lengths:
+        if len(lengths) > 1 or not next(iter(lengths)).isdigit():
+            raise BrokenResponse(f"Content-Length {lengths!r}")
+        length = int(next(iter(lengths)))
+        if len(data) < start + length:
+            raise _NeedMore
+        return Response(
+            status, reason, headers, data[start : start + length], keep_alive, version
+        ), (start + length)
+    if not at_eof:  # RFC 9112 §6.3 rule 8: the body ends with the connection
+        raise _NeedMore
+    return Response(status, reason, headers, data[start:], False, version), len(data)
 
 
 class RawClient:
@@ -93,10 +116,9 @@ class RawClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.heads: list[bool] = []
-        self.collector = _Collector(self.heads)
-        self.parser = httptools.HttpResponseParser(self.collector)
-        self.collector.parser = self.parser
+        self.heads: list[bool] = []  # per request sent: was it a HEAD?
+        self.done: list[Response] = []
+        self.buffer = b""
         self.eof = False
 
     @classmethod
@@ -109,25 +131,35 @@ class RawClient:
         self.writer.write(data)
         await self.writer.drain()
 
+    def _parse_what_is_there(self) -> None:
+        while self.buffer:
+            final = sum(1 for r in self.done if r.status >= 200)
+            head = final < len(self.heads) and self.heads[final]
+            try:
+                response, used = parse_response(self.buffer, head_request=head, at_eof=self.eof)
+            except _NeedMore:
+                return
+            self.done.append(response)
+            self.buffer = self.buffer[used:]
+
     async def responses(self, count: int, timeout: float = 5.0) -> list[Response]:
         """Read until `count` responses have arrived in all (or the connection ends)."""
         async with asyncio.timeout(timeout):
-            while len(self.collector.done) < count and not self.eof:
-                data = await self.reader.read(65536)
+            while len(self.done) < count and not self.eof:
+                try:
+                    data = await self.reader.read(65536)
+                except ConnectionError:
+                    data = b""
                 if not data:
                     self.eof = True
-                    self.collector.end_of_stream()
-                    break
-                try:
-                    self.parser.feed_data(data)
-                except httptools.HttpParserUpgrade:
-                    break
-                except httptools.HttpParserError as exc:
-                    raise BrokenResponse(str(exc)) from exc
-        return self.collector.done
+                self.buffer += data
+                self._parse_what_is_there()
+        if self.eof and self.buffer:
+            raise BrokenResponse(f"the connection ended inside a response: {self.buffer[:80]!r}")
+        return self.done
 
     async def response(self, timeout: float = 5.0) -> Response:
-        wanted = len(self.collector.done) + 1
+        wanted = len(self.done) + 1
         done = await self.responses(wanted, timeout)
         if len(done) < wanted:
             raise BrokenResponse("the connection ended without a response")

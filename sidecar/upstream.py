@@ -646,8 +646,12 @@ class UpstreamPool:
         UnsendableRequest before anything was sent.
         """
         chunked = body is not None and "Content-Length" not in headers
-        # aiohttp's parser accepted the client's Content-Length: digits only, one value.
-        length = None if body is None or chunked else int(headers["Content-Length"])
+        length = None
+        if body is not None and not chunked:
+            # aiohttp's parser accepted the client's Content-Length (digits only, one
+            # value); it goes on in canonical form, so no parser can read "007" otherwise.
+            length = int(headers["Content-Length"])
+            headers["Content-Length"] = str(length)
         head = request_head(method, target, headers, chunked=chunked, extra=extra)
         while True:
             connection = self._take_idle(origin) or await self._connect(origin)

@@ -1,4 +1,5 @@
-"""Step 1: request id, client address and public scheme; the access log; last-resort errors."""
+"""Step 1: framing checks; request id, client address and public scheme; the access log;
+last-resort errors."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sidecar.access_log import ACCESS_LOG
 from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_listed
 from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
+from sidecar.middleware.framing import framing_refusal
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.store import StoreUnavailable
@@ -107,6 +109,19 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
         status = 500
         response: web.StreamResponse | None = None
         try:
+            refusal = framing_refusal(request)
+            if refusal is not None:
+                status = refusal.status
+                response = error_response(
+                    request,
+                    status=refusal.status,
+                    error=refusal.error,
+                    title="Bad request",
+                    message=refusal.message,
+                    request_id=request_id,
+                )
+                response.force_close()
+                return response
             response = await handler(request)
             status = response.status
             return response

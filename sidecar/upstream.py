@@ -37,6 +37,7 @@ What it guarantees (request smuggling and response desynchronisation, RFC 9112 �
 from __future__ import annotations
 
 import asyncio
+import http
 import re
 import select
 import ssl
@@ -90,6 +91,10 @@ class UpstreamProtocolError(UpstreamError):
 # RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ). Control characters
 # make the status line invalid (and aiohttp would refuse to write them to the client).
 _REASON_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_READABLE = select.POLLIN | select.POLLPRI
+_FRAMING_FIELDS = (b"content-length", b"transfer-encoding")
+# The usual phrases, decoded once (a desk answers "OK" nearly every time).
+_STANDARD_REASONS = {s.phrase.encode(): s.phrase for s in http.HTTPStatus}
 # A 408 sent on an idle connection is how some servers say they close it: not a desync.
 _IDLE_TIMEOUT_NOTICE = (b"HTTP/1.1 408", b"HTTP/1.0 408")
 
@@ -355,22 +360,19 @@ class _Connection(asyncio.Protocol):
         response = self.response
         assert response is not None
         status = self.parser.get_status_code()
-        # llhttp reads no body for these (RFC 9112 §6.3 rules 1-2) whatever the head says.
-        announces_body = any(
-            name.lower() in (b"content-length", b"transfer-encoding") and value.strip() != b"0"
-            for name, value in self.raw_headers
-        )
         if status < 200:
             # 1xx interim responses (e.g. 100 Continue, 103 Early Hints) are not relayed.
             self.interim = True
-            if announces_body:
+            if any(n.lower() in _FRAMING_FIELDS for n, _ in self.raw_headers):
                 raise UpstreamProtocolError("the desk announced a body on a 1xx response")
             return
         response.status = status
-        response.reason = _reason_phrase(self.status_text)
+        response.reason = _STANDARD_REASONS.get(self.status_text) or _reason_phrase(
+            self.status_text
+        )
         headers = response.headers
         length: str | None = None
-        chunked = False
+        coded = chunked = False
         for raw_name, raw_value in self.raw_headers:
             name = raw_name.decode("latin-1")  # llhttp accepted it: token characters only
             try:
@@ -384,14 +386,16 @@ class _Connection(asyncio.Protocol):
             if lowered == "content-length":
                 length = value
             elif lowered == "transfer-encoding":
+                coded = True
                 chunked = value.rstrip().lower().endswith("chunked")  # RFC 9112 §6.3 rule 4
         self.raw_headers = []
         if length is not None:
             response.content_length = int(length)  # llhttp accepted it: digits only
-        no_body = self.method_is_head or status in (204, 304)
+        # llhttp reads no body for these (RFC 9112 §6.3 rules 1-2) whatever the head says.
+        no_body = self.method_is_head or status == 204 or status == 304
         self.until_eof = not no_body and length is None and not chunked
         self.keep_alive = self.parser.should_keep_alive()
-        if self.method_is_head or (no_body and announces_body):
+        if no_body and (self.method_is_head or coded or (length is not None and length != "0")):
             # SECURITY: llhttp cannot know a HEAD response has no body, and a 204 or 304
             # that announces one may send it late: the exchange ends at the head, and the
             # connection is never reused (bytes still to come would read as the next answer).
@@ -586,8 +590,8 @@ class _IdleConnections:
         self.resting: deque[_Connection] = deque()  # oldest first
         self.settled: list[_Connection] = []  # oldest at the bottom
 
-    def __len__(self) -> int:
-        return len(self.resting) + len(self.settled)
+    def __bool__(self) -> bool:
+        return bool(self.resting or self.settled)
 
     def take(self, now: float) -> _Connection | None:
         resting = self.resting
@@ -668,7 +672,7 @@ class UpstreamPool:
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
-        if not idle:
+        if idle is None:
             return None
         now = self.loop.time()
         while (connection := idle.take(now)) is not None:
@@ -684,7 +688,7 @@ class UpstreamPool:
         if connection.fd < 0:
             return True  # no socket to look at (a transport without one)
         poller = self._poller
-        poller.register(connection.fd, select.POLLIN | select.POLLPRI)
+        poller.register(connection.fd, _READABLE)
         try:
             return not poller.poll(0)
         finally:
@@ -704,7 +708,8 @@ class UpstreamPool:
         if idle is None:
             idle = self._idle[origin] = _IdleConnections()
         now = self.loop.time()
-        if self._closed or len(idle) >= MAX_IDLE_PER_ORIGIN or self._distrusted_now(origin, now):
+        full = len(idle.resting) + len(idle.settled) >= MAX_IDLE_PER_ORIGIN
+        if self._closed or full or (self._distrusted and self._distrusted_now(origin, now)):
             connection.abort()
             return
         connection.idle_since = now
@@ -717,19 +722,19 @@ class UpstreamPool:
         first = not self._distrusted_now(origin, self.loop.time())
         self._distrusted[origin] = self.loop.time() + QUARANTINE_SECONDS
         idle = self._idle.pop(origin, None)
-        for connection in [*idle.resting, *idle.settled] if idle else ():
+        for connection in [*idle.resting, *idle.settled] if idle is not None else ():
             connection.abort()
         if first and self._on_desync is not None:
             self._on_desync(origin, what)
 
     def _distrusted_now(self, origin: Origin, now: float) -> bool:
-        until = self._distrusted.get(origin) if self._distrusted else None
+        until = self._distrusted.get(origin)
         return until is not None and until > now
 
     def forget(self, connection: _Connection) -> None:
         """A connection closed: if it was idle, it leaves the pool."""
         idle = self._idle.get(connection.origin)
-        if idle:
+        if idle is not None:
             idle.remove(connection)
 
     def _sweep(self) -> None:

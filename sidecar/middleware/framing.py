@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp import HttpVersion10, HttpVersion11, hdrs, web
 
 
 class Refusal(NamedTuple):
@@ -37,8 +37,9 @@ def framing_refusal(request: web.Request) -> Refusal | None:
     version = request.version
     if version != HttpVersion11 and version != HttpVersion10:
         return Refusal(505, "http_version_not_supported", "Only HTTP/1.0 and 1.1 are served.")
-    codings = request.headers.getall("Transfer-Encoding", ())
-    if codings:
+    headers = request.headers
+    if hdrs.TRANSFER_ENCODING in headers:
+        codings = headers.getall(hdrs.TRANSFER_ENCODING)
         if version == HttpVersion10:
             return Refusal(400, "bad_framing", "HTTP/1.0 requests cannot be chunked.")
         if ",".join(codings).strip().lower() != "chunked":

@@ -576,3 +576,35 @@ async def test_a_status_line_split_across_reads_keeps_its_whole_reason(desk_with
     response = await pool.request(desk.origin, "GET", "/", HEADERS)
     assert (response.status, response.reason) == (404, "Not Found")
     response.release()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    ],
+    ids=["connection-close", "http-1.0"],
+)
+async def test_a_response_that_does_not_keep_alive_closes_its_connection(
+    desk_with, pool, raw: bytes
+) -> None:
+    desk = await desk_with(answer(raw))
+    assert await get(pool, desk) == (200, b"hello")
+    await rest()
+    assert await get(pool, desk) == (200, b"hello")
+    assert desk.connections == 2
+
+
+async def test_a_reader_that_stops_early_closes_the_connection(desk_with, pool) -> None:
+    """The rest of an unread body would be read as the next response."""
+    body = b"x" * 300_000
+    desk = await desk_with(
+        answer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    )
+    response = await pool.request(desk.origin, "GET", "/", HEADERS)
+    assert await response.read_chunk()  # some of the body, not all
+    response.release()
+    await rest()
+    assert (await get(pool, desk))[1] == body
+    assert desk.connections == 2

@@ -7,10 +7,12 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from sidecar import logs
 from sidecar.commands import check_entra, delete_account, list_accounts, show_account
+from sidecar.commands.credential_report import credential_lines
 from sidecar.config.loading import ConfigError, load_config
 from sidecar.config.model import Config
 from sidecar.runtime import open_runtime
@@ -62,6 +64,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"{tenant.host}: Entra ID sign-in (tenant {tenant.sso.tenant}); register in Entra:")
         for label, uri in registration_uris(tenant.host):
             print(f"  {label}: {uri}")
+        lines, warnings = credential_lines(tenant.sso, now=time.time())
+        for line in lines:
+            print(f"  {line}")
+        for warning in warnings:
+            print(f"warning: {tenant.host}: {warning}")
     return EXIT_OK
 
 

@@ -392,6 +392,8 @@ _KNOWN_ERRORS = frozenset(
 )
 _KNOWN_AADSTS = frozenset(
     {50105, 65004, 65001, 50076, 53003, 50020, 90072, 7000215, 7000222, 700016, 54005, 70008}
+    # The certificate and federated-credential refusals (contract: Client credentials).
+    | {700027, 700024, 70021, 700211, 700212, 700213}
 )
 
 
@@ -418,4 +420,10 @@ def _admin_hint(exc: ProviderRejected) -> str:
         700016: "the application (client) ID is not registered in this tenant",
         54005: "authorization code already redeemed",
         70008: "authorization code expired",
+        700027: "the certificate that signed the client assertion is not uploaded to the app",
+        700024: "the client assertion is outside its validity time: check the clock",
+        70021: "no federated credential on the app matches the token (run check-entra)",
+        700211: "no federated credential on the app has the token's issuer (run check-entra)",
+        700212: "no federated credential on the app has the token's audience (run check-entra)",
+        700213: "no federated credential on the app has the token's subject (run check-entra)",
     }.get(exc.aadsts or 0, "see the AADSTS code")

@@ -28,6 +28,7 @@ from sidecar.auth.cookies import (
     read_cookie,
     set_cookie,
 )
+from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.cookies import cookie_name
 from sidecar.oidc.errors import (
@@ -316,6 +317,9 @@ async def _complete(
         )
     metrics.CLIENT_SECRET_IN_USE.labels(host).set(result.secret_index)
     claims = result.id_token_claims
+    refused = await _refuse_without_role(request, ctx, claims.roles)
+    if refused is not None:
+        return refused
     cookie, _session = await sso.sessions.create(host, claims)
     metrics.SIGN_INS.labels(host, "ok").inc()
     logs.event("signed_in", request_id=ctx.request_id, tenant=host, user=claims.user_key)
@@ -324,6 +328,45 @@ async def _complete(
     target = rd if account is not None else "/.sso/signup?rd=" + quote(rd, safe="/")
     response = redirect(target, 303)
     set_cookie(response, ctx, SESSION_COOKIE, cookie, sso.sessions.lifetime)
+    return response
+
+
+async def _refuse_without_role(
+    request: web.Request, ctx: RequestScope, roles: tuple[str, ...] | None
+) -> web.Response | None:
+    """With ``sso.allowed_roles`` set, a user whose ID token holds none of them gets a 403
+    page and no session (contract: App roles); a session this browser still has ends
+    too, so a user whose role was removed is out at the next sign-in."""
+    assert ctx.tenant is not None
+    sso_config = ctx.tenant.config.sso
+    allowed = sso_config.allowed_roles if sso_config is not None else ()
+    # SECURITY: exact, case-sensitive match of the role values (Entra's `value`); no
+    # roles claim at all holds none of them (fail closed).
+    if not allowed or set(roles or ()) & set(allowed):
+        return None
+    desk = ctx.tenant.config.display_name
+    needed = " or ".join(allowed)
+    logs.warning(
+        "sign_in_refused_role",
+        request_id=ctx.request_id,
+        tenant=ctx.tenant.host,
+        roles=len(roles or ()),
+    )
+    response = _failure(
+        request,
+        ctx,
+        status=403,
+        error="role_required",
+        title="You do not have access to this service desk",
+        message=(
+            f"{desk} needs one of these roles in your organisation's Microsoft Entra ID: "
+            f"{needed}. Your account has none of them. Please ask your administrator to "
+            "assign you a role for the TicketLog app (Enterprise applications → Users and "
+            "groups)."
+        ),
+        result="role_refused",
+    )
+    await end_session(request, response, "role_removed")
     return response
 
 

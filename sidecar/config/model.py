@@ -378,7 +378,7 @@ class SsoConfig(_Model):
                 # Entra app role values: no spaces, printable (Learn "Add app roles").
                 if not isinstance(role, str) or not role.strip() or not role.isprintable():
                     raise PydanticCustomError(
-                        "role", "every role must be an app role value, got {v!r}", {"v": role}
+                        "role", "every role must be an app role value, got '{v}'", {"v": role}
                     )
         return value
 

@@ -41,6 +41,9 @@ class Session:
     login_hint: str | None
     created_at: float
     last_seen: float
+    # The ID token's app roles; None: no roles claim. Defaulted, so sessions stored before
+    # roles existed still load.
+    roles: list[str] | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -102,6 +105,7 @@ class SessionManager:
             login_hint=claims.login_hint,
             created_at=now,
             last_seen=now,
+            roles=list(claims.roles) if claims.roles is not None else None,
         )
         await self._store.set(session.key, session.to_json(), self._ttl(session, now))
         if session.entra_sid:

@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     with_config("serve", "run the proxy").set_defaults(func=cmd_serve)
     with_config("check-config", "validate a config file").set_defaults(func=cmd_check_config)
     check = with_config(
-        "check-entra", "check each SSO tenant's client ID, secret and tenant live against Entra"
+        "check-entra",
+        "check each SSO tenant's client ID, credential and tenant live against Entra",
     )
     check.add_argument("--host", help="check only this tenant host")
     check.set_defaults(func=cmd_check_entra)

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
-from sidecar import metrics
+from sidecar import logs, metrics
 from sidecar.auth.cache import SignInCache
 from sidecar.auth.context import SsoServices
 from sidecar.auth.identity import AssertionSigner
 from sidecar.config.model import Config, SsoConfig
 from sidecar.keys import DerivedKeys
 from sidecar.oidc.credentials import (
+    EXPIRY_WARNING_DAYS,
     ClientCertificates,
     ClientCredential,
     ClientSecrets,
@@ -69,6 +71,19 @@ def client_credential(sso: SsoConfig) -> ClientCredential:
     return ClientSecrets([s.get_secret_value() for s in sso.client_secret])
 
 
+def _warn_if_expiring(host: str, credential: ClientCertificates) -> None:
+    now = time.time()
+    for index, certificate in enumerate(credential.certificates):
+        days = certificate.days_left(now)
+        if days < EXPIRY_WARNING_DAYS:
+            logs.warning(
+                "client_certificate_expires_soon",
+                tenant=host,
+                certificate=credential.label(index),
+                days_left=int(days),
+            )
+
+
 def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTable:
     """Tenants with their Entra providers (each caches its own discovery and keys)."""
     tenants = []
@@ -89,6 +104,7 @@ def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTabl
                 # An alert on this fires before sign-in stops working (contract).
                 expiry = credential.newest.not_after.timestamp()
                 metrics.CLIENT_CERTIFICATE_EXPIRY.labels(t.host).set(expiry)
+                _warn_if_expiring(t.host, credential)
         tenants.append(Tenant(config=t, upstream=URL(t.upstream), sso=provider))
     return TenantTable(tenants)
 

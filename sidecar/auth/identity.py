@@ -46,8 +46,8 @@ class Identity:
         init=False, repr=False, compare=False, default_factory=dict
     )
 
-    def userinfo(self) -> dict[str, str | None]:
-        return {
+    def userinfo(self) -> dict[str, str | list[str] | None]:
+        info: dict[str, str | list[str] | None] = {
             "user": self.user_key,
             "oid": self.oid,
             "tid": self.tid,
@@ -56,6 +56,9 @@ class Identity:
             "family_name": self.family_name,
             "name": self.name,
         }
+        if self.roles is not None:
+            info["roles"] = list(self.roles)
+        return info
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sidecar.config.model import SsoConfig
-from sidecar.oidc.credentials import FederatedTokenUnreadable, peek_token_claims, read_token
+from sidecar.oidc.credentials import (
+    EXPIRY_WARNING_DAYS,
+    FederatedTokenUnreadable,
+    peek_token_claims,
+    read_token,
+)
 
-__all__ = ["WARN_DAYS", "credential_lines"]
-
-#: A certificate that expires within this many days is warned about.
-WARN_DAYS = 30
+__all__ = ["credential_lines"]
 
 
 def credential_lines(sso: SsoConfig, *, now: float) -> tuple[list[str], list[str]]:
@@ -43,7 +45,7 @@ def _certificates(sso: SsoConfig, now: float) -> tuple[list[str], list[str]]:
             f"{certificate.sha256_thumbprint}, SHA-1 thumbprint {certificate.sha1_thumbprint}, "
             f"expires {_day(certificate.not_after)} (in {int(days)} days)"
         )
-        if days < WARN_DAYS:
+        if days < EXPIRY_WARNING_DAYS:
             warnings.append(
                 f"certificate {number} of {total} (SHA-1 thumbprint "
                 f"{certificate.sha1_thumbprint}) expires in {int(days)} days, on "

@@ -42,6 +42,7 @@ from joserfc.jwk import RSAKey
 __all__ = [
     "ASSERTION_LIFETIME",
     "ASSERTION_TYPE",
+    "EXPIRY_WARNING_DAYS",
     "CertificateError",
     "ClientCertificate",
     "ClientCertificates",
@@ -60,6 +61,8 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Learn (certificate credentials): ``exp`` 5-10 minutes after ``nbf``; the contract caps
 #: it at 10. A short life limits what a leaked assertion is worth (RFC 7523 §3 item 4).
 ASSERTION_LIFETIME = 600
+#: A certificate that expires within this many days is warned about (contract).
+EXPIRY_WARNING_DAYS = 30
 #: An RSA key shorter than this is refused: Entra requires 2048 bits for certificates.
 MIN_RSA_BITS = 2048
 

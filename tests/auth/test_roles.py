@@ -38,6 +38,8 @@ async def test_roles_reach_the_desk_as_header_and_jwt(world: World) -> None:
     headers = desk_headers(landing.text)
     assert headers["X-TicketLog-Roles"] == "Agent"
     assert (await identity_claims(browser, headers))["roles"] == ["Agent"]
+    info = await browser.get("/.sso/userinfo", navigate=False)
+    assert info.json()["roles"] == ["Agent"]
 
 
 async def test_no_roles_claim_no_header_no_jwt_member(world: World) -> None:
@@ -46,6 +48,8 @@ async def test_no_roles_claim_no_header_no_jwt_member(world: World) -> None:
     headers = desk_headers(landing.text)
     assert "X-TicketLog-Roles" not in headers
     assert "roles" not in await identity_claims(browser, headers)
+    info = await browser.get("/.sso/userinfo", navigate=False)
+    assert "roles" not in info.json()
 
 
 async def test_role_values_are_encoded_so_the_list_splits_back_exactly(world: World) -> None:

@@ -293,3 +293,28 @@ def test_check_config_shows_the_federated_tokens_claims(
         f"subject {SUBJECT}, audience {AUDIENCE}"
     ) in out
     assert "c2ln" not in out
+
+
+async def test_serve_logs_a_certificate_that_expires_soon(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import aiohttp
+
+    from sidecar.runtime import build_tenants
+
+    soon, later = self_signed(days=12), self_signed(days=300)
+    doc = base(
+        tmp_path,
+        client_certificate=[write_pair(tmp_path, later, "new"), write_pair(tmp_path, soon, "old")],
+    )
+    async with aiohttp.ClientSession() as http:
+        with caplog.at_level(logging.WARNING, logger="ticketlog_sso"):
+            build_tenants(config_from(doc), http)
+    warned = [r for r in caplog.records if r.getMessage() == "client_certificate_expires_soon"]
+    assert len(warned) == 1
+    fields = warned[0].fields  # type: ignore[attr-defined]
+    assert fields["tenant"] == HOST
+    assert fields["certificate"].startswith("certificate 2 of 2 (SHA-1 thumbprint ")
+    assert fields["days_left"] == 11

@@ -13,6 +13,7 @@ from sidecar.oidc import EntraProvider, ProviderRejected
 from sidecar.oidc.credentials import (
     ASSERTION_TYPE,
     ClientCertificates,
+    ClientCredential,
     FederatedToken,
     load_certificate,
 )
@@ -53,12 +54,12 @@ async def refused(setup: Setup, client_assertion: str) -> tuple[int, str, int]:
     return status, body["error"], body["error_codes"][0]
 
 
-def provider(setup: Setup, credential: object) -> EntraProvider:
+def provider(setup: Setup, credential: ClientCredential) -> EntraProvider:
     return EntraProvider(
         authority=setup.url,
         tenant="contoso.test",
         client_id=CLIENT_ID,
-        credential=credential,  # type: ignore[arg-type]
+        credential=credential,
         http=setup.http,
     )
 

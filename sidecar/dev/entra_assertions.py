@@ -182,33 +182,27 @@ async def _check_federated_token(
         raise err.EntraError(400, "invalid_client", 70021, message)
     with_issuer = [c for c in credentials if c.issuer == issuer]
     if not with_issuer:
-        message = (
-            f"No matching federated identity record found for presented assertion issuer "
-            f"'{issuer}'. Please check your federated identity credential Subject, Audience "
-            "and Issuer against the presented assertion."
-        )
-        raise err.EntraError(400, "invalid_client", 700211, message)
+        raise _no_match(700211, "issuer", issuer)
     with_subject = [c for c in with_issuer if c.subject == subject]
     if not with_subject:
-        message = (
-            f"No matching federated identity record found for presented assertion subject "
-            f"'{subject}'. Please check your federated identity credential Subject, Audience "
-            "and Issuer against the presented assertion."
-        )
-        raise err.EntraError(400, "invalid_client", 700213, message)
+        raise _no_match(700213, "subject", subject)
     if not any(a in c.audiences for c in with_subject for a in audiences):
-        message = (
-            f"No matching federated identity record found for presented assertion audience "
-            f"'{shown}'. Please check your federated identity credential Subject, Audience and "
-            "Issuer against the presented assertion."
-        )
-        raise err.EntraError(400, "invalid_client", 700212, message)
+        raise _no_match(700212, "audience", shown)
     keys = await _issuer_keys(emu, issuer)
     try:
         jws.deserialize_compact(token.raw, keys, algorithms=["RS256", "PS256", "ES256"])
     except (JoseError, ValueError):
         raise err.EntraError(401, "invalid_client", 50027, _MSG_50027) from None
     _check_times(token, now)
+
+
+def _no_match(code: int, part: str, value: str) -> err.EntraError:
+    message = (
+        f"No matching federated identity record found for presented assertion {part} "
+        f"'{value}'. Please check your federated identity credential Subject, Audience and "
+        "Issuer against the presented assertion."
+    )
+    return err.EntraError(400, "invalid_client", code, message)
 
 
 async def _issuer_keys(emu: EntraEmulator, issuer: str) -> KeySet:

@@ -179,3 +179,33 @@ async def test_secret_and_assertion_together_are_refused(setup: Setup) -> None:
          "client_assertion": await assertion(setup, certificates(setup, "registered"))}
     )  # fmt: skip
     assert (status, body["error"]) == (400, "invalid_request")
+
+
+async def test_the_older_rs256_format_with_a_sha1_x5t_is_accepted_too(setup: Setup) -> None:
+    # Entra still accepts the format older clients send (RS256, SHA-1 x5t): the emulator
+    # must too, or it would not be verifying as Entra does.
+    import base64
+    import hashlib
+    import uuid
+
+    from cryptography.hazmat.primitives import serialization
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
+    der = setup.registered.certificate.public_bytes(serialization.Encoding.DER)
+    x5t = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
+    now = int(time.time())
+    claims = {"iss": CLIENT_ID, "sub": CLIENT_ID, "aud": setup.token_endpoint,
+              "jti": str(uuid.uuid4()), "nbf": now, "iat": now, "exp": now + 600}  # fmt: skip
+    key = RSAKey.import_key(setup.registered.private_key_pem)
+    older = jwt.encode({"alg": "RS256", "typ": "JWT", "x5t": x5t}, claims, key)
+    status, body = await setup.token_request(
+        {"client_id": CLIENT_ID, "client_assertion_type": ASSERTION_TYPE,
+         "client_assertion": older}
+    )  # fmt: skip
+    assert status == 200, body
+    # The same with a SHA-1 thumbprint of a certificate Entra does not hold: 700027.
+    stranger = setup.stranger.certificate.public_bytes(serialization.Encoding.DER)
+    unknown = base64.urlsafe_b64encode(hashlib.sha1(stranger).digest()).rstrip(b"=").decode()
+    forged = jwt.encode({"alg": "RS256", "typ": "JWT", "x5t": unknown}, claims, key)
+    assert await refused(setup, forged) == (401, "invalid_client", 700027)

@@ -55,7 +55,7 @@ class SignInState:
             given_name=s.given_name,
             family_name=s.family_name,
             name=s.name,
-            roles=tuple(s.roles) if s.roles is not None else None,
+            roles=s.roles,
         )
 
 

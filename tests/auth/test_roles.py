@@ -131,3 +131,25 @@ def test_allowed_roles_must_be_role_values() -> None:
     assert caught.value.problems == [
         "tenants[0].sso.allowed_roles: every role must be an app role value, got ''"
     ]
+
+
+def test_sessions_keep_roles_and_sessions_stored_before_roles_still_load() -> None:
+    import json
+
+    from sidecar.sessions.sessions import Session
+
+    session = Session(
+        key="session:h:x", host="desk.contoso.test", user_key="o.t", oid="o", tid="t",
+        email_claim=None, email_domain_verified=None, given_name=None, family_name=None,
+        name=None, entra_sid=None, login_hint=None, created_at=1.0, last_seen=1.0,
+        roles=("Agent", "Desk, Tier 1"),
+    )  # fmt: skip
+    again = Session.from_json(session.to_json())
+    assert again == session
+    assert again is not None
+    assert again.roles == ("Agent", "Desk, Tier 1")
+    older = json.loads(session.to_json())
+    del older["roles"]
+    loaded = Session.from_json(json.dumps(older).encode())
+    assert loaded is not None
+    assert loaded.roles is None

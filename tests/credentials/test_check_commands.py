@@ -96,6 +96,25 @@ async def test_check_entra_certificate_rotation(setup: Setup, tmp_path: Path) ->
     assert "sign-in works only with certificate 2 of 2" in text
 
 
+async def test_check_entra_no_certificate_accepted(setup: Setup, tmp_path: Path) -> None:
+    # Both entries unknown to Entra (the uploaded one was removed there).
+    setup.app.certificates.clear()
+    doc = document(
+        setup,
+        client_certificate=[
+            write_pair(tmp_path, setup.stranger, "new"),
+            write_pair(tmp_path, setup.registered, "old"),
+        ],
+    )
+    status, text = await run(doc, key_body(setup.stranger), key_body(setup.registered))
+    assert status == 1
+    assert f"{HOST}: FAILED: none of the 2 client certificates is accepted" in text
+    for number in (1, 2):
+        assert f"{HOST}:   certificate {number} of 2 (SHA-1 thumbprint " in text
+        assert "): Entra does not know the certificate that signed the client assertion" in text
+    assert text.count("AADSTS700027") == 2
+
+
 async def test_check_entra_assertion_outside_validity(setup: Setup, tmp_path: Path) -> None:
     setup.emulator.clock = lambda: time.time() + 3600  # this host's clock is an hour behind
     doc = document(setup, client_certificate=write_pair(tmp_path, setup.registered, "a"))

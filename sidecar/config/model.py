@@ -375,10 +375,18 @@ class SsoConfig(_Model):
         value = [value] if isinstance(value, str) else value
         if isinstance(value, list | tuple):
             for role in value:
-                # Entra app role values: no spaces, printable (Learn "Add app roles").
-                if not isinstance(role, str) or not role.strip() or not role.isprintable():
+                # Learn "Add app roles": a role's Value cannot contain spaces; one that
+                # does could never match a token, so it is refused here.
+                if (
+                    not isinstance(role, str)
+                    or not role
+                    or not role.isprintable()
+                    or any(c.isspace() for c in role)
+                ):
                     raise PydanticCustomError(
-                        "role", "every role must be an app role value, got '{v}'", {"v": role}
+                        "role",
+                        "every role must be an app role Value (no spaces), got '{v}'",
+                        {"v": role},
                     )
         return value
 

@@ -125,12 +125,17 @@ def test_allowed_roles_must_be_role_values() -> None:
     document = world_config(
         desk_url="http://127.0.0.1:9", emulator_url="http://127.0.0.1:9", smtp_port=25
     )
-    document["tenants"][0]["sso"]["allowed_roles"] = ["Agent", ""]
-    with pytest.raises(ConfigError) as caught:
-        config_from(document)
-    assert caught.value.problems == [
-        "tenants[0].sso.allowed_roles: every role must be an app role value, got ''"
-    ]
+    for bad in ("", "Tier 1"):
+        document["tenants"][0]["sso"]["allowed_roles"] = ["Agent", bad]
+        with pytest.raises(ConfigError) as caught:
+            config_from(document)
+        assert caught.value.problems == [
+            f"tenants[0].sso.allowed_roles: every role must be an app role Value (no spaces), got '{bad}'"
+        ]
+    document["tenants"][0]["sso"]["allowed_roles"] = "Agent"
+    sso = config_from(document).tenants[0].sso
+    assert sso is not None
+    assert sso.allowed_roles == ("Agent",)
 
 
 def test_sessions_keep_roles_and_sessions_stored_before_roles_still_load() -> None:

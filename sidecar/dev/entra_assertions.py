@@ -175,11 +175,13 @@ async def _check_federated_token(
     shown = ", ".join(str(a) for a in audiences)
     credentials = app.federated_credentials
     if not credentials:
+        # [obs: Azure/azure-workload-identity #616] 70021 comes as HTTP 400 invalid_request.
         message = (
             "No matching federated identity record found for presented assertion. Assertion "
-            f"Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{shown}'."
+            f"Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{shown}'. "
+            f"{_FEDERATION_DOCS}"
         )
-        raise err.EntraError(400, "invalid_client", 70021, message)
+        raise err.EntraError(400, "invalid_request", 70021, message)
     with_issuer = [c for c in credentials if c.issuer == issuer]
     if not with_issuer:
         raise _no_match(700211, "issuer", issuer)
@@ -196,13 +198,18 @@ async def _check_federated_token(
     _check_times(token, now)
 
 
+_FEDERATION_DOCS = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+
+
 def _no_match(code: int, part: str, value: str) -> err.EntraError:
+    # [obs: Azure/azure-workload-identity #1200, microsoft/Agents #202] the per-part
+    # refusals come as HTTP 401 invalid_client.
     message = (
         f"No matching federated identity record found for presented assertion {part} "
-        f"'{value}'. Please check your federated identity credential Subject, Audience and "
-        "Issuer against the presented assertion."
+        f"'{value}'. Check your federated identity credential Subject, Audience and Issuer "
+        f"against the presented assertion. {_FEDERATION_DOCS}"
     )
-    return err.EntraError(400, "invalid_client", code, message)
+    return err.EntraError(401, "invalid_client", code, message)
 
 
 async def _issuer_keys(emu: EntraEmulator, issuer: str) -> KeySet:

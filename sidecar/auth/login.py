@@ -31,6 +31,7 @@ from sidecar.auth.cookies import (
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.cookies import cookie_name
+from sidecar.oidc.credentials import FederatedTokenUnreadable
 from sidecar.oidc.errors import (
     InvalidDiscovery,
     InvalidIdToken,
@@ -289,6 +290,27 @@ async def _complete(
                 "Please tell your administrator."
                 if misconfigured
                 else "Microsoft Entra ID could not complete your sign-in. Please try again."
+            ),
+            result="token_error",
+        )
+    except FederatedTokenUnreadable as exc:
+        # The pod's projected token is missing or empty: no request to Entra was made.
+        logs.error(
+            "federated_token_unreadable",
+            request_id=ctx.request_id,
+            tenant=host,
+            path=exc.path,
+            reason=exc.reason,
+        )
+        return _failure(
+            request,
+            ctx,
+            status=502,
+            error="idp_error",
+            title="Sign-in is misconfigured",
+            message=(
+                "This desk's sign-in with Microsoft Entra ID is misconfigured. "
+                "Please tell your administrator."
             ),
             result="token_error",
         )

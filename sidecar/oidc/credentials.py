@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
 
+from .errors import OidcError
+
 __all__ = [
     "ASSERTION_LIFETIME",
     "ASSERTION_TYPE",
@@ -259,7 +261,7 @@ class ClientCertificates(ClientCredential):
         return ClientCertificates([self._certificates[index]], clock=self._clock)
 
 
-class FederatedTokenUnreadable(Exception):
+class FederatedTokenUnreadable(OidcError):
     """The federated token file cannot be read (not yet projected, wrong path)."""
 
     def __init__(self, path: str, reason: str) -> None:

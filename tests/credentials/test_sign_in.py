@@ -83,3 +83,22 @@ async def test_sign_in_with_a_federated_token(tmp_path: Path) -> None:
             again = await world.browser("bob").open("/")
             assert again.status == 200
             assert "/.sso/verify" in again.text or "signup" in again.text.lower()
+
+
+async def test_a_missing_token_file_is_a_misconfiguration_page_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    entra = emulator()
+
+    def use_federation(document: dict[str, Any]) -> None:
+        sso = document["tenants"][0]["sso"]
+        del sso["client_secret"]
+        sso["federated_token_file"] = str(tmp_path / "not-projected-yet")
+
+    async with open_world(edit=use_federation, emulator=entra) as world:
+        page = await world.browser("alice").open("/")
+        assert page.status == 502
+        assert "misconfigured" in page.text
+        assert "Traceback" not in page.text
+        # Nothing was sent to Entra's token endpoint.
+        assert not any(path.endswith("/token") for _, path in entra.requests)

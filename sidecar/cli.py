@@ -7,10 +7,12 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from sidecar import logs
 from sidecar.commands import check_entra, delete_account, list_accounts, show_account
+from sidecar.commands.credential_report import credential_lines
 from sidecar.config.loading import ConfigError, load_config
 from sidecar.config.model import Config
 from sidecar.runtime import open_runtime
@@ -62,6 +64,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"{tenant.host}: Entra ID sign-in (tenant {tenant.sso.tenant}); register in Entra:")
         for label, uri in registration_uris(tenant.host):
             print(f"  {label}: {uri}")
+        lines, warnings = credential_lines(tenant.sso, now=time.time())
+        for line in lines:
+            print(f"  {line}")
+        for warning in warnings:
+            print(f"warning: {tenant.host}: {warning}")
     return EXIT_OK
 
 
@@ -131,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     with_config("serve", "run the proxy").set_defaults(func=cmd_serve)
     with_config("check-config", "validate a config file").set_defaults(func=cmd_check_config)
     check = with_config(
-        "check-entra", "check each SSO tenant's client ID, secret and tenant live against Entra"
+        "check-entra",
+        "check each SSO tenant's client ID, credential and tenant live against Entra",
     )
     check.add_argument("--host", help="check only this tenant host")
     check.set_defaults(func=cmd_check_entra)

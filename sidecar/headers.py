@@ -12,7 +12,8 @@ GIVEN_NAME = "X-TicketLog-Given-Name"
 FAMILY_NAME = "X-TicketLog-Family-Name"
 NAME = "X-TicketLog-Name"
 IDENTITY = "X-TicketLog-Identity"
-IDENTITY_HEADERS = (USER, EMAIL, GIVEN_NAME, FAMILY_NAME, NAME, IDENTITY)
+ROLES = "X-TicketLog-Roles"
+IDENTITY_HEADERS = (USER, EMAIL, GIVEN_NAME, FAMILY_NAME, NAME, IDENTITY, ROLES)
 
 FORWARDED_FOR = "X-Forwarded-For"
 FORWARDED_PROTO = "X-Forwarded-Proto"
@@ -90,6 +91,12 @@ def encode_header_value(value: str) -> str:
     if value.isascii() and value.isprintable() and "%" not in value:
         return value
     return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in value.encode("utf-8"))
+
+
+def encode_roles(roles: tuple[str, ...]) -> str:
+    """The role values joined with `,`, each encoded as any header value and its own `,`
+    as `%2C`, so the list splits back exactly (contract: App roles)."""
+    return ",".join(encode_header_value(role).replace(",", "%2C") for role in roles)
 
 
 def last_listed(headers: CIMultiDictProxy[str] | CIMultiDict[str], name: str) -> str:

@@ -82,6 +82,12 @@ CLIENT_SECRET_IN_USE = Gauge(
     ["tenant"],
     registry=REGISTRY,
 )
+CLIENT_CERTIFICATE_EXPIRY = Gauge(
+    "ticketlog_sso_client_certificate_expiry_timestamp_seconds",
+    "notAfter of the newest client certificate of each tenant host (Unix time)",
+    ["host"],
+    registry=REGISTRY,
+)
 LOGOUTS = Counter("ticketlog_sso_logouts", "Sessions ended", ["tenant", "kind"], registry=REGISTRY)
 CODES_SENT = Counter(
     "ticketlog_sso_verification_codes_sent",

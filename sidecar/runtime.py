@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
+from sidecar import logs, metrics
 from sidecar.auth.cache import SignInCache
 from sidecar.auth.context import SsoServices
 from sidecar.auth.identity import AssertionSigner
-from sidecar.config.model import Config
+from sidecar.config.model import Config, SsoConfig
 from sidecar.keys import DerivedKeys
+from sidecar.oidc.credentials import (
+    EXPIRY_WARNING_DAYS,
+    ClientCertificates,
+    ClientCredential,
+    ClientSecrets,
+    FederatedToken,
+)
 from sidecar.oidc.provider import EntraProvider
 from sidecar.proxy import make_upstream_session, report_desync
 from sidecar.sessions.memory import MemoryStore
@@ -53,19 +62,49 @@ def open_store(config: Config) -> Store:
     return RedisStore.from_url(session.redis_url.get_secret_value())
 
 
+def client_credential(sso: SsoConfig) -> ClientCredential:
+    """The tenant's one kind of client credential (the config allows exactly one)."""
+    if sso.client_certificate:
+        return ClientCertificates(sso.certificates)
+    if sso.federated_token_file is not None:
+        return FederatedToken(sso.federated_token_file)
+    return ClientSecrets([s.get_secret_value() for s in sso.client_secret])
+
+
+def _warn_if_expiring(host: str, credential: ClientCertificates) -> None:
+    now = time.time()
+    for index, certificate in enumerate(credential.certificates):
+        days = certificate.days_left(now)
+        if days < EXPIRY_WARNING_DAYS:
+            logs.warning(
+                "client_certificate_expires_soon",
+                tenant=host,
+                certificate=credential.label(index),
+                days_left=int(days),
+            )
+
+
 def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTable:
     """Tenants with their Entra providers (each caches its own discovery and keys)."""
     tenants = []
+    # Rebuilt whole at every (re)load, so a removed tenant or certificate leaves no series.
+    metrics.CLIENT_CERTIFICATE_EXPIRY.clear()
     for t in config.tenants:
         provider = None
         if t.sso is not None:
+            credential = client_credential(t.sso)
             provider = EntraProvider(
                 authority=t.sso.authority,
                 tenant=t.sso.tenant,
                 client_id=t.sso.client_id,
-                client_secrets=[s.get_secret_value() for s in t.sso.client_secret],
+                credential=credential,
                 http=idp_http,
             )
+            if isinstance(credential, ClientCertificates):
+                # An alert on this fires before sign-in stops working (contract).
+                expiry = credential.newest.not_after.timestamp()
+                metrics.CLIENT_CERTIFICATE_EXPIRY.labels(t.host).set(expiry)
+                _warn_if_expiring(t.host, credential)
         tenants.append(Tenant(config=t, upstream=URL(t.upstream), sso=provider))
     return TenantTable(tenants)
 

@@ -28,8 +28,10 @@ from sidecar.auth.cookies import (
     read_cookie,
     set_cookie,
 )
+from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.cookies import cookie_name
+from sidecar.oidc.credentials import FederatedTokenUnreadable
 from sidecar.oidc.errors import (
     InvalidDiscovery,
     InvalidIdToken,
@@ -291,6 +293,27 @@ async def _complete(
             ),
             result="token_error",
         )
+    except FederatedTokenUnreadable as exc:
+        # The pod's projected token is missing or empty: no request to Entra was made.
+        logs.error(
+            "federated_token_unreadable",
+            request_id=ctx.request_id,
+            tenant=host,
+            path=exc.path,
+            reason=exc.reason,
+        )
+        return _failure(
+            request,
+            ctx,
+            status=502,
+            error="idp_error",
+            title="Sign-in is misconfigured",
+            message=(
+                "This desk's sign-in with Microsoft Entra ID is misconfigured. "
+                "Please tell your administrator."
+            ),
+            result="token_error",
+        )
     except (ProviderUnavailable, InvalidDiscovery) as exc:
         logs.error("entra_unavailable", request_id=ctx.request_id, tenant=host, reason=str(exc))
         return _failure(
@@ -316,6 +339,9 @@ async def _complete(
         )
     metrics.CLIENT_SECRET_IN_USE.labels(host).set(result.secret_index)
     claims = result.id_token_claims
+    refused = await _refuse_without_role(request, ctx, claims.roles)
+    if refused is not None:
+        return refused
     cookie, _session = await sso.sessions.create(host, claims)
     metrics.SIGN_INS.labels(host, "ok").inc()
     logs.event("signed_in", request_id=ctx.request_id, tenant=host, user=claims.user_key)
@@ -324,6 +350,45 @@ async def _complete(
     target = rd if account is not None else "/.sso/signup?rd=" + quote(rd, safe="/")
     response = redirect(target, 303)
     set_cookie(response, ctx, SESSION_COOKIE, cookie, sso.sessions.lifetime)
+    return response
+
+
+async def _refuse_without_role(
+    request: web.Request, ctx: RequestScope, roles: tuple[str, ...] | None
+) -> web.Response | None:
+    """With ``sso.allowed_roles`` set, a user whose ID token holds none of them gets a 403
+    page and no session (contract: App roles); a session this browser still has ends
+    too, so a user whose role was removed is out at the next sign-in."""
+    assert ctx.tenant is not None
+    sso_config = ctx.tenant.config.sso
+    allowed = sso_config.allowed_roles if sso_config is not None else ()
+    # SECURITY: exact, case-sensitive match of the role values (Entra's `value`); no
+    # roles claim at all holds none of them (fail closed).
+    if not allowed or set(roles or ()) & set(allowed):
+        return None
+    desk = ctx.tenant.config.display_name
+    needed = " or ".join(allowed)
+    logs.warning(
+        "sign_in_refused_role",
+        request_id=ctx.request_id,
+        tenant=ctx.tenant.host,
+        roles=len(roles or ()),
+    )
+    response = _failure(
+        request,
+        ctx,
+        status=403,
+        error="role_required",
+        title="You do not have access to this service desk",
+        message=(
+            f"{desk} needs one of these roles in your organisation's Microsoft Entra ID: "
+            f"{needed}. Your account has none of them. Please ask your administrator to "
+            "assign you a role for the TicketLog app (Enterprise applications → Users and "
+            "groups)."
+        ),
+        result="role_refused",
+    )
+    await end_session(request, response, "role_removed")
     return response
 
 
@@ -392,6 +457,8 @@ _KNOWN_ERRORS = frozenset(
 )
 _KNOWN_AADSTS = frozenset(
     {50105, 65004, 65001, 50076, 53003, 50020, 90072, 7000215, 7000222, 700016, 54005, 70008}
+    # The certificate and federated-credential refusals (contract: Client credentials).
+    | {700027, 700024, 70021, 700211, 700212, 700213}
 )
 
 
@@ -418,4 +485,10 @@ def _admin_hint(exc: ProviderRejected) -> str:
         700016: "the application (client) ID is not registered in this tenant",
         54005: "authorization code already redeemed",
         70008: "authorization code expired",
+        700027: "the certificate that signed the client assertion is not uploaded to the app",
+        700024: "the client assertion is outside its validity time: check the clock",
+        70021: "no federated credential on the app matches the token (run check-entra)",
+        700211: "no federated credential on the app has the token's issuer (run check-entra)",
+        700212: "no federated credential on the app has the token's audience (run check-entra)",
+        700213: "no federated credential on the app has the token's subject (run check-entra)",
     }.get(exc.aadsts or 0, "see the AADSTS code")

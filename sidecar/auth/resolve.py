@@ -55,6 +55,7 @@ class SignInState:
             given_name=s.given_name,
             family_name=s.family_name,
             name=s.name,
+            roles=s.roles,
         )
 
 

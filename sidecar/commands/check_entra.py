@@ -1,33 +1,42 @@
 """``ticketlog-sso check-entra``: check each SSO tenant's details live against Entra.
 
-What support does when a customer sends their application (client) ID, secret value and
+What support does when a customer sends their application (client) ID, credential and
 tenant primary domain (seed: "Pass details to TicketLog"):
 
 1. discovery: the tenant resolves under the configured authority (cloud);
-2. a client-credentials token request (RFC 6749 §4.4) proves the client ID and the secret.
+2. a client-credentials token request (RFC 6749 §4.4) proves the client ID and the
+   credential: a secret, a certificate (client assertion) or a federated token.
 
 Every failure is explained in words an Entra admin acts on, keyed by the AADSTS code
 (entra-reference §5, §7). The AADSTS number is used here for admin-facing text only, never
 for control flow of the sidecar (Learn [ERR] "Policy").
 
-SECURITY: no line ever carries a client secret. Messages are built from our own wording, the
+SECURITY: no line ever carries a client secret, a private key or a token (of a federated
+token only its issuer, subject and audience are shown). Messages are built from our own wording, the
 OAuth ``error`` value, the AADSTS number and the correlation ID; Entra's free-text
 ``error_description`` (which can quote request parameters) is never printed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from sidecar.config.model import Config, SsoConfig, normalize_host
+from sidecar.oidc.credentials import (
+    ClientCertificates,
+    ClientCredential,
+    FederatedToken,
+    FederatedTokenUnreadable,
+    peek_token_claims,
+)
 from sidecar.oidc.discovery import is_custom_domain
 from sidecar.oidc.errors import InvalidDiscovery, OidcError, ProviderRejected, ProviderUnavailable
 from sidecar.oidc.provider import EntraProvider
-from sidecar.runtime import make_idp_session
+from sidecar.runtime import client_credential, make_idp_session
 
 __all__ = ["check_entra", "graph_default_scope"]
 
@@ -88,43 +97,56 @@ async def _check_tenant(
     def say(text: str) -> None:
         print(f"{host}: {text}", file=out)
 
-    secrets = [s.get_secret_value() for s in sso.client_secret]
     try:
-        provider = _provider(sso, secrets, http)
+        credential = client_credential(sso)
+        provider = _provider(sso, credential, http)
     except ValueError as exc:
         # The config model validates these already; a provider refusing them is still a
         # failure of this tenant, not a crash of the whole check.
         say(f"FAILED: cannot check: {exc}")
         return False
     try:
-        return await _check_provider(provider, sso, secrets, http, say)
+        return await _check_provider(provider, sso, http, say)
     finally:
         await provider.aclose()
 
 
-def _provider(sso: SsoConfig, secrets: Sequence[str], http: aiohttp.ClientSession) -> EntraProvider:
+def _provider(
+    sso: SsoConfig, credential: ClientCredential, http: aiohttp.ClientSession
+) -> EntraProvider:
     return EntraProvider(
         authority=sso.authority,
         tenant=sso.tenant,
         client_id=sso.client_id,
-        client_secrets=secrets,
+        credential=credential,
         http=http,
     )
+
+
+# What the check proves, and how the credential is named in its lines, per kind.
+_PROVES = {
+    "secret": "client ID and secret",
+    "certificate": "client ID and certificate",
+    "federated": "client ID and federated token",
+}
+_PLURAL = {"secret": "client secrets", "certificate": "client certificates"}
+_SETTING = {"secret": "client_secret", "certificate": "client_certificate"}
 
 
 async def _check_provider(
     provider: EntraProvider,
     sso: SsoConfig,
-    secrets: Sequence[str],
     http: aiohttp.ClientSession,
     say: _Say,
 ) -> bool:
+    credential = provider.credential
+    proves = _PROVES[credential.kind]
     # (a) discovery: the tenant resolves.
     try:
         metadata = await provider.metadata()
     except OidcError as exc:
-        say(f"FAILED: {_explain(exc, provider)}")
-        say("client ID and secret not checked (the tenant must resolve first)")
+        say(f"FAILED: {await _explain(exc, provider)}")
+        say(f"{proves} not checked (the tenant must resolve first)")
         return False
     say(f"tenant {provider.tenant} resolves (tenant ID {metadata.tenant_id})")
     if not is_custom_domain(provider.tenant):
@@ -133,58 +155,66 @@ async def _check_provider(
             "primary domain is better (it lets Entra skip home-realm discovery at sign-in)"
         )
 
-    # (b) client credentials: the client ID and one of the secrets.
+    # (b) client credentials: the client ID and one of the credentials.
     scope = graph_default_scope(provider.authority)
-    total = len(secrets)
+    total = credential.count
     try:
         index = await provider.check_client_credentials(scope)
+    except FederatedTokenUnreadable as exc:
+        say(
+            f"FAILED: {exc}: check federated_token_file (or $AZURE_FEDERATED_TOKEN_FILE) and "
+            "the projected service-account token volume of the pod"
+        )
+        return False
     except OidcError as exc:
         if isinstance(exc, ProviderRejected) and exc.error == "invalid_client" and total > 1:
-            # The provider tried every secret and raised the last refusal: find out why each
+            # The provider tried every entry and raised the last refusal: find out why each
             # one was refused, so the admin knows which to replace.
-            say(f"FAILED: none of the {total} client secrets is accepted")
+            say(f"FAILED: none of the {total} {_PLURAL[credential.kind]} is accepted")
             for number in range(1, total):
-                reason = await _diagnose_secret(sso, secrets[number - 1], http, provider)
-                say(f"  secret {number} of {total}: {reason}")
-            say(f"  secret {total} of {total}: {_explain(exc, provider)}")
+                reason = await _diagnose(sso, credential.only(number - 1), http, provider)
+                say(f"  {credential.label(number - 1)}: {reason}")
+            say(f"  {credential.label(total - 1)}: {await _explain(exc, provider)}")
         else:
-            say(f"FAILED: {_explain(exc, provider)}")
+            say(f"FAILED: {await _explain(exc, provider)}")
         return False
 
-    say(f"client ID and secret accepted (secret {index + 1} of {total})")
+    say(f"{proves} accepted ({credential.label(index)})")
     if index > 0:
         # Newest first: the newer entries were refused and sign-in depends on an older one.
         for number in range(1, index + 1):
-            reason = await _diagnose_secret(sso, secrets[number - 1], http, provider)
-            say(f"warning: secret {number} of {total} (newer) refused: {reason}")
+            reason = await _diagnose(sso, credential.only(number - 1), http, provider)
+            say(f"warning: {credential.label(number - 1)} (newer) refused: {reason}")
+        noun = credential.kind
         say(
-            f"warning: sign-in works only with secret {index + 1} of {total}; fix or remove the "
-            "refused newer secret(s) in client_secret before the working one expires"
+            f"warning: sign-in works only with {noun} {index + 1} of {total}; fix or remove the "
+            f"refused newer {noun}(s) in {_SETTING[noun]} before the working one expires"
         )
     elif total > 1:
         older = "2" if total == 2 else f"2 to {total}"
+        noun = credential.kind
         say(
-            f"note: the newest secret works; once every replica runs with it, secret {older} "
-            "of the list can be removed from client_secret and deleted in Entra"
+            f"note: the newest {noun} works; once every replica runs with it, {noun} {older} "
+            f"of the list can be removed from {_SETTING[noun]} and deleted in Entra"
         )
     return True
 
 
-async def _diagnose_secret(
-    sso: SsoConfig, secret: str, http: aiohttp.ClientSession, main: EntraProvider
+async def _diagnose(
+    sso: SsoConfig, credential: ClientCredential, http: aiohttp.ClientSession, main: EntraProvider
 ) -> str:
-    """Why Entra refuses this one secret (a client-credentials request with it alone)."""
-    provider = _provider(sso, [secret], http)
+    """Why Entra refuses this one credential (a client-credentials request with it alone)."""
+    provider = _provider(sso, credential, http)
     try:
         await provider.check_client_credentials(graph_default_scope(provider.authority))
     except OidcError as exc:
-        return _explain(exc, main)
+        return await _explain(exc, main)
     finally:
         await provider.aclose()
     return "accepted when tried alone (a transient refusal): run the check again"
 
 
-def _explain(exc: OidcError, provider: EntraProvider) -> str:
+async def _explain(exc: OidcError, provider: EntraProvider) -> str:
     """One sentence an Entra admin can act on."""
     tenant = provider.tenant
     authority = provider.authority
@@ -232,12 +262,77 @@ def _explain(exc: OidcError, provider: EntraProvider) -> str:
             f"the client secret has expired{ref}: create a new secret and add it to "
             "client_secret (list form, newest first) before removing the old"
         )
+    assertion = await _assertion_problem(exc, provider, ref)
+    if assertion is not None:
+        return assertion
     if exc.error == "invalid_client":
         return (
             f"client authentication refused{ref}: check the client secret Value under "
             "Certificates & secrets"
         )
     return f"Entra refused the {exc.endpoint} request: {exc.error}{ref}"
+
+
+# Learn [ERR]: the federated-credential refusals; each names the part that did not match.
+_FEDERATED_MISMATCH = {
+    70021: "no federated credential on the app matches this token",
+    700211: "no federated credential on the app has this token's issuer",
+    700212: "no federated credential on the app has this token's audience",
+    700213: "no federated credential on the app has this token's subject",
+}
+
+
+async def _assertion_problem(
+    exc: ProviderRejected, provider: EntraProvider, ref: str
+) -> str | None:
+    """The certificate and federated-token refusals (contract: Client credentials)."""
+    code = exc.aadsts
+    credential = provider.credential
+    if code == 700027:
+        if isinstance(credential, ClientCertificates):
+            prints = ", ".join(c.sha1_thumbprint for c in credential.certificates)
+            return (
+                f"Entra does not know the certificate that signed the client assertion{ref}: "
+                "upload the certificate (the .crt/.pem, public part only) under Certificates & "
+                f"secrets → Certificates of app {provider.client_id}, and check its "
+                f"thumbprint there against ours (SHA-1 {prints}); a certificate removed or "
+                "expired in Entra gives this too"
+            )
+        return (
+            f"Entra does not know the key that signed the client assertion{ref}: upload the "
+            "certificate to the app under Certificates & secrets → Certificates"
+        )
+    if code == 700024:
+        return (
+            f"the client assertion is outside its validity time{ref}: check this host's clock "
+            "(NTP); for a federated token, that the token file is being refreshed (kubelet "
+            "rewrites it; a copied token expires)"
+        )
+    if code in _FEDERATED_MISMATCH:
+        seen = await _federated_claims(credential)
+        return (
+            f"{_FEDERATED_MISMATCH[code]}{ref}: under Certificates & secrets → Federated "
+            f"credentials of app {provider.client_id}, the issuer, subject and audience must "
+            f"equal the token's exactly: {seen}"
+        )
+    return None
+
+
+async def _federated_claims(credential: ClientCredential) -> str:
+    """``issuer ..., subject ..., audience ...`` of the token the file holds now."""
+    if not isinstance(credential, FederatedToken):
+        return "(no federated token is configured for this tenant)"
+    try:
+        claims = peek_token_claims(await credential.read())
+    except FederatedTokenUnreadable as exc:
+        return f"(the token cannot be read now: {exc.reason})"
+    if claims is None:
+        return f"(the file {credential.path} does not hold a JWT)"
+    audience = ", ".join(claims.aud) or "(none)"
+    return (
+        f"the token in {credential.path} has issuer (iss) {claims.iss or '(none)'}, "
+        f"subject (sub) {claims.sub or '(none)'}, audience (aud) {audience}"
+    )
 
 
 def _reference(exc: ProviderRejected) -> str:

@@ -17,11 +17,15 @@ import yaml
 from pydantic import ValidationError
 
 from sidecar.config.model import Config, cross_field_problems
+from sidecar.oidc.credentials import FEDERATED_TOKEN_ENV
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Fields that may be given as `<name>_file: /path` (a mounted Kubernetes Secret).
 SECRET_FIELDS = frozenset({"client_secret", "password", "secret_keys", "redis_url"})
+# A client certificate's PEM certificate and key (sso.client_certificate), given as
+# certificate_file / private_key_file, are read the same way.
+CERTIFICATE_FIELDS = frozenset({"certificate", "private_key"})
 # Secret fields that hold a list: their file holds one value a line.
 LIST_SECRET_FIELDS = frozenset({"client_secret", "secret_keys"})
 
@@ -73,7 +77,7 @@ def _read_secret_files(node: Any, path: list[str | int], problems: list[str]) ->
     for key, value in node.items():
         key = str(key)
         base = key.removesuffix("_file")
-        if key.endswith("_file") and base in SECRET_FIELDS:
+        if key.endswith("_file") and base in SECRET_FIELDS | CERTIFICATE_FIELDS:
             where = field_path([*path, key])
             if base in node:
                 problems.append(f"{where}: give either {base} or {key}, not both")
@@ -97,6 +101,25 @@ def _read_secret_files(node: Any, path: list[str | int], problems: list[str]) ->
         else:
             out[key] = _read_secret_files(value, [*path, key], problems)
     return out
+
+
+def _federated_token_defaults(document: Any, env: Mapping[str, str], problems: list[str]) -> None:
+    """``federated_token_file: ""`` names the file the Azure workload identity webhook
+    announces in $AZURE_FEDERATED_TOKEN_FILE (contract: Client credentials)."""
+    tenants = document.get("tenants") if isinstance(document, dict) else None
+    for index, tenant in enumerate(tenants if isinstance(tenants, list) else ()):
+        sso = tenant.get("sso") if isinstance(tenant, dict) else None
+        if isinstance(sso, dict) and sso.get("federated_token_file") == "":
+            path = env.get(FEDERATED_TOKEN_ENV, "")
+            if path:
+                sso["federated_token_file"] = path
+            else:
+                del sso["federated_token_file"]  # reported here, not again by the model
+                problems.append(
+                    f"tenants[{index}].sso.federated_token_file: empty, which means "
+                    f"${FEDERATED_TOKEN_ENV}, but that environment variable is not set "
+                    '(is the pod labelled azure.workload.identity/use: "true"?)'
+                )
 
 
 _MESSAGES = {
@@ -127,6 +150,8 @@ def _validation_problems(error: ValidationError, already: list[str]) -> list[str
     for path, kind, msg in items:
         if any(_echoes(path, r) for r in reported):
             continue  # e.g. an unreadable secret file is not also "missing"
+        if kind == "credential" and any(r.startswith(path + ".") for r in reported):
+            continue  # "needs exactly one credential" only because its file was unreadable
         if kind == "too_short" and any(p.startswith(path + "[") for p, _, _ in items):
             continue  # "tenants: at least 1 item" only because tenants[0] was invalid
         # pydantic prefixes custom messages raised in validators with "Value error, ".
@@ -151,6 +176,7 @@ def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
     problems: list[str] = []
     document = _interpolate(document, [], env, problems)
     document = _read_secret_files(document, [], problems)
+    _federated_token_defaults(document, env, problems)
     config: Config | None = None
     try:
         config = Config.model_validate(document)

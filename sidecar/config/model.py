@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from sidecar.oidc.credentials import CertificateError, ClientCertificate, load_certificate
 from sidecar.oidc.discovery import normalize_authority, validate_tenant
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -257,12 +259,67 @@ def _path_prefixes(value: object) -> object:
 PathPrefixes = Annotated[tuple[str, ...], BeforeValidator(_path_prefixes)]
 
 
+class ClientCertificateConfig(_Model):
+    """A certificate uploaded to the app (Certificates & secrets → Certificates) and its
+    key, given as ``certificate_file`` and ``private_key_file`` (PEM; read by the loader)."""
+
+    certificate: str
+    private_key: SecretStr
+
+    @model_validator(mode="before")
+    @classmethod
+    def _both_files(cls, value: object) -> object:
+        if isinstance(value, dict):
+            missing = [
+                name
+                for name in ("certificate", "private_key")
+                if name not in value and f"{name}_file" not in value
+            ]
+            if missing:
+                raise PydanticCustomError(
+                    "certificate",
+                    "needs certificate_file and private_key_file (PEM); missing {names}",
+                    {"names": " and ".join(f"{m}_file" for m in missing)},
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> ClientCertificateConfig:
+        # The contract: a key that does not match its certificate, or an expired
+        # certificate, is a validation error (Entra would refuse every assertion).
+        self.load()
+        return self
+
+    def load(self, now: float | None = None) -> ClientCertificate:
+        try:
+            return load_certificate(
+                self.certificate,
+                self.private_key.get_secret_value(),
+                now=time.time() if now is None else now,
+            )
+        except CertificateError as exc:
+            raise PydanticCustomError("certificate", "{reason}", {"reason": str(exc)}) from None
+
+
+def _certificate_list(value: object) -> object:
+    """One certificate entry or a list of them (rotation, newest first)."""
+    return [value] if isinstance(value, dict) else value
+
+
 class SsoConfig(_Model):
     provider: Literal["entra"] = "entra"
     tenant: str
     client_id: str
-    client_secret: tuple[SecretStr, ...] = Field(min_length=1)
+    # Exactly one of the three credential kinds (contract: Client credentials).
+    client_secret: tuple[SecretStr, ...] = ()
+    client_certificate: Annotated[
+        tuple[ClientCertificateConfig, ...], BeforeValidator(_certificate_list)
+    ] = ()
+    # "" means $AZURE_FEDERATED_TOKEN_FILE (resolved by the loader); read at each use.
+    federated_token_file: str | None = None
     authority: HttpUrl = "https://login.microsoftonline.com"
+    # App role values of which a user needs one; empty: no role needed.
+    allowed_roles: tuple[str, ...] = ()
 
     @field_validator("client_id")
     @classmethod
@@ -304,6 +361,59 @@ class SsoConfig(_Model):
         if any(not s.get_secret_value().strip() for s in secrets):
             raise PydanticCustomError("secret", "must not be empty")
         return secrets
+
+    @field_validator("federated_token_file")
+    @classmethod
+    def _token_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise PydanticCustomError("path", "must be the path of the projected token file")
+        return value
+
+    @field_validator("allowed_roles", mode="before")
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        value = [value] if isinstance(value, str) else value
+        if isinstance(value, list | tuple):
+            for role in value:
+                # Learn "Add app roles": a role's Value cannot contain spaces; one that
+                # does could never match a token, so it is refused here.
+                if (
+                    not isinstance(role, str)
+                    or not role
+                    or not role.isprintable()
+                    or any(c.isspace() for c in role)
+                ):
+                    raise PydanticCustomError(
+                        "role",
+                        "every role must be an app role Value (no spaces), got '{v}'",
+                        {"v": role},
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> SsoConfig:
+        given = [
+            name
+            for name, present in (
+                ("client_secret", bool(self.client_secret)),
+                ("client_certificate", bool(self.client_certificate)),
+                ("federated_token_file", self.federated_token_file is not None),
+            )
+            if present
+        ]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "credential",
+                "needs exactly one of client_secret, client_certificate or "
+                "federated_token_file{found}",
+                {"found": f" (found {' and '.join(given)})" if given else ""},
+            )
+        return self
+
+    @property
+    def certificates(self) -> tuple[ClientCertificate, ...]:
+        """The client certificates, parsed (newest first)."""
+        return tuple(entry.load() for entry in self.client_certificate)
 
 
 def _upstream_origin(value: object) -> object:

@@ -4,6 +4,10 @@ The sidecar, the development Entra emulator, the sample desk and the console
 mail backend run in this one process, with the memory store. The browser
 reaches the desk at http://desk.localhost:PORT/ (browsers resolve *.localhost
 to loopback), exactly as a customer's staff reach desk.contoso.com.
+
+The app proves itself to the emulator with a certificate, the recommended
+credential (a fresh self-signed one, "uploaded" to the emulated app), and the
+desk admits users holding the app role Agent or Requester.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import signal
+import tempfile
+from pathlib import Path
 
 from aiohttp import web
 
 from sidecar import logs
 from sidecar.config.loading import parse_config
+from sidecar.dev.certificates import self_signed
 from sidecar.dev.desk import make_desk_app
 from sidecar.dev.entra import EntraEmulator, sample_tenant
 from sidecar.runtime import open_runtime
@@ -33,7 +40,15 @@ async def _serve(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
     return runner, bound_port(runner)
 
 
-def demo_config_text(*, desk_url: str, emulator_url: str, public_port: int, admin_port: int) -> str:
+def demo_config_text(
+    *,
+    desk_url: str,
+    emulator_url: str,
+    public_port: int,
+    admin_port: int,
+    certificate_file: str,
+    private_key_file: str,
+) -> str:
     session_key = secrets.token_urlsafe(32)
     return f"""
 server:
@@ -55,9 +70,24 @@ tenants:
     sso:
       tenant: contoso.test
       client_id: {DEMO_CLIENT_ID}
-      client_secret: "{DEMO_CLIENT_SECRET}"
+      client_certificate:
+        certificate_file: {certificate_file}
+        private_key_file: {private_key_file}
       authority: {emulator_url}
+      allowed_roles: [Agent, Requester]
 """
+
+
+def _demo_certificate(emulator: EntraEmulator, directory: Path) -> tuple[Path, Path]:
+    """A fresh certificate, uploaded to the emulated app, its files in ``directory``."""
+    certificate = self_signed("TicketLog SSO demo", days=90)
+    emulator.tenants[0].apps[0].certificates.append(certificate.certificate)
+    certificate_file = directory / "demo.crt"
+    private_key_file = directory / "demo.key"
+    certificate_file.write_text(certificate.certificate_pem)
+    private_key_file.touch(mode=0o600)
+    private_key_file.write_text(certificate.private_key_pem)
+    return certificate_file, private_key_file
 
 
 async def run_demo(*, port: int = 8080, admin_port: int = 9090, emulator_port: int = 0) -> None:
@@ -67,6 +97,8 @@ async def run_demo(*, port: int = 8080, admin_port: int = 9090, emulator_port: i
         [sample_tenant(public_base, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)],
         frontchannel_server_side=True,
     )
+    files = tempfile.TemporaryDirectory(prefix="ticketlog-sso-demo-")
+    certificate_file, private_key_file = _demo_certificate(emulator, Path(files.name))
     emulator_runner, emulator_port = await _serve(emulator.make_app(), emulator_port)
     desk_runner, desk_port = await _serve(make_desk_app(), 0)
     config = parse_config(
@@ -75,6 +107,8 @@ async def run_demo(*, port: int = 8080, admin_port: int = 9090, emulator_port: i
             emulator_url=f"http://127.0.0.1:{emulator_port}",
             public_port=port,
             admin_port=admin_port,
+            certificate_file=str(certificate_file),
+            private_key_file=str(private_key_file),
         )
     )
     async with open_runtime(config) as runtime:
@@ -84,10 +118,13 @@ async def run_demo(*, port: int = 8080, admin_port: int = 9090, emulator_port: i
             f"  Open:        http://{DEMO_HOST}:{listeners.public_port}/\n"
             f"  Entra (dev): http://127.0.0.1:{emulator_port}/  (a development emulator)\n"
             f"  Metrics:     http://127.0.0.1:{listeners.admin_port}/metrics\n"
+            "The desk admits the app roles Agent and Requester; the app signs in to Entra\n"
+            "with a certificate (no client secret).\n"
             "Test users on the emulator's sign-in page:\n"
-            "  alice  has an email claim (the usual case)\n"
-            "  bob    has no email claim: types an address on the signup screen\n"
-            "  erin   email from an unverified domain\n"
+            "  alice  has an email claim (the usual case), app role Agent\n"
+            "  bob    has no email claim: types an address on the signup screen; Requester\n"
+            "  erin   email from an unverified domain; Requester\n"
+            "  frank  has no app role: refused by the desk's allowed_roles\n"
             "  carol  not assigned to the app (shows the 'ask your administrator' page)\n"
             "  dave   declines consent\n"
             "Verification codes are printed here (console mail backend).\n"
@@ -103,4 +140,5 @@ async def run_demo(*, port: int = 8080, admin_port: int = 9090, emulator_port: i
         await listeners.close()
     await desk_runner.cleanup()
     await emulator_runner.cleanup()
+    files.cleanup()
     print("Demo stopped.", flush=True)

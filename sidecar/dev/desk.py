@@ -21,6 +21,7 @@ SHOWN_HEADERS = (
     "X-TicketLog-Given-Name",
     "X-TicketLog-Family-Name",
     "X-TicketLog-Name",
+    "X-TicketLog-Roles",
     "X-TicketLog-Identity",
     "X-Forwarded-For",
     "X-Forwarded-Proto",

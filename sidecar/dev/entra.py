@@ -289,7 +289,9 @@ def sample_tenant(
 ) -> EmulatedTenant:
     """A ready-made tenant for the demo and tests, registered for a sidecar host at
     ``public_base`` with the URIs the contract's ``check-config`` prints (callback,
-    front-channel logout, signed-out), and one user per interesting case."""
+    front-channel logout, signed-out), and one user per interesting case. Alice holds the
+    app role Agent, Bob and Erin Requester, Frank none (the ID token then has no roles
+    claim)."""
     base = public_base.rstrip("/")
     app = EmulatedApp(
         client_id=client_id,
@@ -301,11 +303,14 @@ def sample_tenant(
     p = tenant_id[:8]
     users = [
         EmulatedUser("alice", f"{p}-0000-4000-8000-00000000a11c", "Alice Example", "Alice",
-                     "Example", f"alice@{domain}"),
+                     "Example", f"alice@{domain}", roles=["Agent"]),
         EmulatedUser("bob", f"{p}-0000-4000-8000-000000000b0b", "Bob NoMail", "Bob", "NoMail",
-                     None),
+                     None, roles=["Requester"]),
         EmulatedUser("erin", f"{p}-0000-4000-8000-00000000e21e", "Erin Unverified", "Erin",
-                     "Unverified", "erin@unverified.example", email_verified_domain=False),
+                     "Unverified", "erin@unverified.example", email_verified_domain=False,
+                     roles=["Requester"]),
+        EmulatedUser("frank", f"{p}-0000-4000-8000-00000000f2a4", "Frank NoRole", "Frank",
+                     "NoRole", f"frank@{domain}"),
         EmulatedUser("carol", f"{p}-0000-4000-8000-00000000ca10", "Carol Unassigned", "Carol",
                      "Unassigned", f"carol@{domain}", assigned=False),
         EmulatedUser("dave", f"{p}-0000-4000-8000-00000000da7e", "Dave Declines", "Dave",

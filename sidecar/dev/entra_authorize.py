@@ -139,6 +139,10 @@ def picker(
             labels.append(("email domain not verified (xms_edov false)", True))
         if user.mfa_required:
             labels.append(("MFA required (approved here)", False))
+        if user.roles:
+            labels.append((f"app roles: {', '.join(user.roles)}", False))
+        else:
+            labels.append(("no app role (no roles claim)", False))
         is_hinted = bool(hint) and (
             hint.lower() in (tenant.upn(user).lower(), (user.email or "").lower())
             or (hinted is not None and hinted[1] == user.oid)

@@ -12,11 +12,16 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from aiohttp import web
+from cryptography import x509
 
 from sidecar.dev.entra_keys import b64url
+
+if TYPE_CHECKING:
+    from sidecar.dev.entra_assertions import FederatedCredential
 
 # entra-reference §1: the multi-tenant aliases publish the `{tenantid}` template issuer.
 MULTI_TENANT_SEGMENTS = ("common", "organizations")
@@ -38,6 +43,9 @@ class EmulatedUser:
     assigned: bool = True  # False -> AADSTS50105 on sign-in
     declines_consent: bool = False  # True -> access_denied AADSTS65004
     mfa_required: bool = False  # True -> prompt=none answers interaction_required 50076
+    # App roles assigned to the user (directly or through a group): the ID token's `roles`
+    # claim. None or empty: no claim at all, as Entra omits it.
+    roles: list[str] | None = None
 
 
 @dataclass
@@ -48,6 +56,10 @@ class EmulatedApp:
     logout_url: str | None = None  # front-channel logout URL
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     display_name: str = "TicketLog"
+    # Certificates & secrets → Certificates: what client assertions are verified against.
+    certificates: list[x509.Certificate] = field(default_factory=list)
+    # Certificates & secrets → Federated credentials (entra_assertions.FederatedCredential).
+    federated_credentials: list[FederatedCredential] = field(default_factory=list)
 
 
 @dataclass

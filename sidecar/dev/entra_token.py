@@ -16,6 +16,7 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 
 from sidecar.dev import entra_errors as err
+from sidecar.dev.entra_assertions import assertion_auth
 from sidecar.dev.entra_keys import b64url, sign_jwt
 from sidecar.dev.entra_model import (
     ACCESS_TOKEN_LIFETIME,
@@ -56,7 +57,11 @@ async def token(emu: EntraEmulator, request: web.Request) -> web.Response:
     if grant_type not in _GRANTS:
         message = f"The app requested an unsupported grant type '{grant_type}'."
         raise err.EntraError(400, "unsupported_grant_type", 70003, message)
-    app = client_auth(emu, request, form, tenant)
+    if form_str(form, "client_assertion") is not None or form_str(form, "client_assertion_type"):
+        # A certificate's client assertion or a federated token (RFC 7523 §2.2).
+        app = await assertion_auth(emu, request, form, tenant)
+    else:
+        app = client_auth(emu, request, form, tenant)
     if grant_type == "client_credentials":
         body = client_credentials(emu, form, tenant, app)
     else:
@@ -244,6 +249,10 @@ def id_token(
         # §3: email may be absent; xms_edov is only emitted alongside it.
         claims["email"] = user.email
         claims["xms_edov"] = user.email_verified_domain
+    if user.roles:
+        # Learn (app roles): the values of the app roles assigned to the user; the claim
+        # is left out when there are none.
+        claims["roles"] = list(user.roles)
     # §3: v2 headers carry typ, alg and kid, never x5t.
     header: dict[str, Any] = {"typ": "JWT", "alg": "RS256", "kid": emu.active_kid}
     if emu.id_token_hook is not None:

@@ -82,6 +82,9 @@ class IdTokenClaims:
     login_hint: str | None
     iat: int
     exp: int
+    #: The values of the app roles assigned to the user (Learn "Add app roles"); None when
+    #: the token has no ``roles`` claim (Entra leaves it out when none is assigned).
+    roles: tuple[str, ...] | None = None
 
     @property
     def user_key(self) -> str:
@@ -288,7 +291,21 @@ def _check_claims(
         login_hint=_opt_str(claims, "login_hint"),
         iat=int(iat),
         exp=int(exp),
+        roles=_roles(claims),
     )
+
+
+def _roles(claims: Mapping[str, Any]) -> tuple[str, ...] | None:
+    # SECURITY: roles gate access (sso.allowed_roles); anything but an array of strings
+    # is refused rather than read leniently (a string would be mistaken for its letters).
+    value = claims.get("roles")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise InvalidIdToken("roles not an array of strings")
+    for role in value:
+        _require_unicode(role, "roles")
+    return tuple(value)
 
 
 def _required_date(claims: Mapping[str, Any], name: str) -> float:

@@ -3,7 +3,8 @@
 Framework-free: the web layer calls these coroutines and maps the errors of
 ``sidecar.oidc.errors`` onto pages; all HTTP goes through the
 ``aiohttp.ClientSession`` passed in. Flow: authorization-code with PKCE and a
-confidential client (``client_secret_post``), per entra-reference §2-§3.
+confidential client, per entra-reference §2-§3; the client authenticates with the tenant's
+``ClientCredential`` (a secret, a certificate assertion or a federated token).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sidecar.metrics import IDP_FETCHES
 
 from ._http import request_json
 from ._singleflight import SingleFlight
+from .credentials import ClientCredential, ClientSecrets
 from .discovery import (
     ProviderMetadata,
     discovery_url,
@@ -71,7 +73,7 @@ class AuthorizationRequest:
 @dataclass(frozen=True)
 class TokenResult:
     id_token_claims: IdTokenClaims
-    #: Index into ``client_secrets`` of the secret Entra accepted (0 = newest).
+    #: Index of the credential (secret or certificate) Entra accepted (0 = newest).
     secret_index: int
 
 
@@ -82,8 +84,9 @@ class EntraProvider:
         authority: str,
         tenant: str,
         client_id: str,
-        client_secrets: Sequence[str],
         http: aiohttp.ClientSession,
+        credential: ClientCredential | None = None,
+        client_secrets: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
         discovery_ttl: float = 3600,
         leeway: float = 300,
@@ -94,11 +97,9 @@ class EntraProvider:
         self._tenant = validate_tenant(tenant.strip())
         if not client_id:
             raise ValueError("client_id is empty")
-        if isinstance(client_secrets, str):
-            raise TypeError("client_secrets must be a sequence of secrets, not one string")
-        self._secrets = tuple(client_secrets)
-        if not self._secrets or not all(self._secrets):
-            raise ValueError("client_secrets needs at least one non-empty secret")
+        if (credential is None) == (client_secrets is None):
+            raise TypeError("give exactly one of credential or client_secrets")
+        self._credential = credential or ClientSecrets(client_secrets or ())
         self._client_id = client_id
         self._http = http
         self._clock = clock
@@ -126,6 +127,10 @@ class EntraProvider:
     @property
     def authority(self) -> str:
         return self._authority
+
+    @property
+    def credential(self) -> ClientCredential:
+        return self._credential
 
     # -- discovery ---------------------------------------------------------
 
@@ -313,12 +318,13 @@ class EntraProvider:
     async def check_client_credentials(
         self, scope: str = "https://graph.microsoft.com/.default"
     ) -> int:
-        """Prove client id and secret with a client-credentials request (RFC 6749 §4.4).
+        """Prove client id and credential with a client-credentials request (RFC 6749 §4.4).
 
-        Returns the index of the secret that worked; the token is discarded.
+        Returns the index of the credential that worked; the token is discarded.
         Raises ProviderRejected (e.g. unauthorized_client/700016 for an app not
-        in the tenant, invalid_client/7000215 or 7000222 for the secret) or
-        ProviderUnavailable.
+        in the tenant, invalid_client/7000215 or 7000222 for a secret, 700027 for
+        a certificate, 700211-700213 for a federated token), ProviderUnavailable,
+        or FederatedTokenUnreadable.
         """
         _, index = await self._token_request(
             {"grant_type": "client_credentials", "client_id": self._client_id, "scope": scope}
@@ -327,8 +333,12 @@ class EntraProvider:
 
     async def _token_request(self, form: Mapping[str, str]) -> tuple[dict[str, Any], int]:
         metadata = await self.metadata()
-        last = len(self._secrets) - 1
-        for index, secret in enumerate(self._secrets):
+        credential = self._credential
+        last = credential.count - 1
+        for index in range(credential.count):
+            authentication = await credential.authentication(
+                index, client_id=self._client_id, token_endpoint=metadata.token_endpoint
+            )
             try:
                 body = await request_json(
                     self._http,
@@ -336,32 +346,31 @@ class EntraProvider:
                     metadata.token_endpoint,
                     endpoint="token",
                     request_timeout=self._timeout,
-                    # client_secret_post (Learn [CODE]); the form never reaches a log.
-                    form={**form, "client_secret": secret},
+                    # The form (secret, assertion, code) never reaches a log.
+                    form={**form, **authentication},
                 )
             except ProviderRejected as exc:
                 # Rotation: the list is newest first. Branch on the OAuth error,
                 # not the AADSTS number (Learn [ERR] "Policy"). Client
                 # authentication fails before the grant is looked at, so the
-                # same code can be offered again with the next secret.
+                # same code can be offered again with the next credential.
                 if exc.error == "invalid_client" and index < last:
                     log.warning(
-                        "tenant %s: client secret #%d refused (%s); trying #%d",
+                        "tenant %s: client %s refused (%s); trying the next",
                         self._tenant,
-                        index,
+                        credential.label(index),
                         f"AADSTS{exc.aadsts}" if exc.aadsts else exc.error,
-                        index + 1,
                     )
                     continue
                 raise
             if index > 0:
                 log.warning(
-                    "tenant %s: only client secret #%d is accepted; replace the newer ones",
+                    "tenant %s: only client %s is accepted; replace the newer ones",
                     self._tenant,
-                    index,
+                    credential.label(index),
                 )
             return body, index
-        raise AssertionError("unreachable: the secrets list is never empty")
+        raise AssertionError("unreachable: a credential has at least one entry")
 
     async def aclose(self) -> None:
         """Cancel background refreshes; call on shutdown (before closing the session)."""

@@ -41,6 +41,14 @@ class Session:
     login_hint: str | None
     created_at: float
     last_seen: float
+    # The ID token's app roles; None: no roles claim. Defaulted, so sessions stored before
+    # roles existed still load.
+    roles: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # JSON gives a list back; a tuple keeps the frozen session hashable.
+        if self.roles is not None and not isinstance(self.roles, tuple):
+            object.__setattr__(self, "roles", tuple(self.roles))
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -102,6 +110,7 @@ class SessionManager:
             login_hint=claims.login_hint,
             created_at=now,
             last_seen=now,
+            roles=claims.roles,
         )
         await self._store.set(session.key, session.to_json(), self._ttl(session, now))
         if session.entra_sid:

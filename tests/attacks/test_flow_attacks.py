@@ -443,6 +443,9 @@ FORGED_IDENTITY = [
     "x-ticketlog-name: forged",
     "X-TicketLog-Identity: forged.jwt.value",
     "x_ticketlog_identity: forged.jwt.value",
+    "X-TicketLog-Roles: Admin",
+    "x_ticketlog_roles: Admin",
+    "X-TICKETLOG_ROLES: forged-role",
 ]
 
 
@@ -470,14 +473,18 @@ async def test_forged_identity_headers_are_replaced_on_authenticated_paths(
             "X-TicketLog-Family-Name",
             "X-TicketLog-Name",
             "X-TicketLog-Identity",
+            "X-TicketLog-Roles",
         )
     ), seen
     values = dict((k.lower(), v) for k, v in seen)
     assert values["x-ticketlog-user"] == user_key(aw)
+    assert values["x-ticketlog-roles"] == "Agent"  # the ID token's, never the client's
     assert values["x-ticketlog-email"] == "alice@contoso.test"
     assert "forged" not in json.dumps(seen)
+    assert "Admin" not in json.dumps(seen)
     (recorded,) = aw.desk.requests
     assert "forged" not in json.dumps(recorded.headers)
+    assert "Admin" not in json.dumps(recorded.headers)
 
 
 @pytest.mark.parametrize(

@@ -93,15 +93,17 @@ def strategic_merge(target: Any, patch: Any, field: str = "") -> Any:
             merge_key = "containerPort" if all("containerPort" in i for i in target) else "port"
         if merge_key is None:
             return copy.deepcopy(patch)
-        out = [copy.deepcopy(item) for item in target]
+        # As kubectl's strategic merge orders them: the patch's items first (merged into
+        # their namesakes), then the target's other items in their own order.
+        keys = [item.get(merge_key) for item in patch]
+        merged_items = []
         for item in patch:
-            for index, existing in enumerate(out):
-                if existing.get(merge_key) == item.get(merge_key):
-                    out[index] = strategic_merge(existing, item)
-                    break
-            else:
-                out.append(copy.deepcopy(item))
-        return out
+            existing = next((t for t in target if t.get(merge_key) == item.get(merge_key)), None)
+            merged_items.append(
+                strategic_merge(existing, item) if existing is not None else copy.deepcopy(item)
+            )
+        rest = [copy.deepcopy(t) for t in target if t.get(merge_key) not in keys]
+        return merged_items + rest
     return copy.deepcopy(patch)
 
 
@@ -196,11 +198,17 @@ def sidecar_config_text(docs: list[Doc]) -> str:
     return one(docs, "ConfigMap", config_map)["data"][config_path.name]
 
 
+# Not a mounted secret: the service-account token kubelet projects (workload identity).
+PROJECTED_TOKEN_FIELD = "federated_token_file"
+
+
 def secret_file_fields(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """Every `*_file` field of a config document: (field path, file path)."""
     if isinstance(node, dict):
         for name, value in node.items():
             where = f"{path}.{name}" if path else name
+            if name == PROJECTED_TOKEN_FIELD:
+                continue
             if name.endswith("_file"):
                 yield where, value
             else:
@@ -214,7 +222,7 @@ def _rewrite_file_fields(node: Any, secret_dir: Path, local_dir: Path) -> Any:
     if isinstance(node, dict):
         out = {}
         for name, value in node.items():
-            if name.endswith("_file"):
+            if name.endswith("_file") and name != PROJECTED_TOKEN_FIELD:
                 out[name] = str(local_dir / Path(value).relative_to(secret_dir))
             else:
                 out[name] = _rewrite_file_fields(value, secret_dir, local_dir)

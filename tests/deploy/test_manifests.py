@@ -302,7 +302,11 @@ def test_every_secret_file_of_the_config_is_a_key_of_the_mounted_secret(
     config = yaml.safe_load(k8s.sidecar_config_text(rendered))
     fields = dict(k8s.secret_file_fields(config))
     assert {"session.secret_keys_file", "email.smtp.password_file"} <= set(fields)
-    assert any(f.endswith("sso.client_secret_file") for f in fields)
+    for tenant in config["tenants"]:
+        if "sso" in tenant:
+            # A client secret in the Secret, or the projected token (workload identity).
+            credentials = {"client_secret_file", "client_certificate", "federated_token_file"}
+            assert credentials & set(tenant["sso"]), tenant["host"]
     for field, path in fields.items():
         assert Path(path).parent == secret_dir, f"{field}: {path} is not under {secret_dir}"
         assert Path(path).name in keys, f"{field}: the Secret has no key {Path(path).name}"

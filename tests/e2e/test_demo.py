@@ -173,6 +173,17 @@ async def test_demo_walks_the_signup_flow_and_stops_cleanly_on_ctrl_c() -> None:
         assert "TicketLog service desk (sample)" in desk.text
         assert desk_header(desk, "X-TicketLog-Email") == ALICE_EMAIL
         assert desk_header(desk, "X-TicketLog-Name") == "Alice Example"
+        assert desk_header(desk, "X-TicketLog-Roles") == "Agent"
+
+        # Frank holds no app role: the desk's allowed_roles refuse him, with no session.
+        frank = DemoBrowser(
+            http, f"http://127.0.0.1:{demo.port}", entra.group(1), host=DEMO_HOST, user="frank"
+        )
+        refused = await frank.open("/")
+        assert refused.status == 403, refused.text[:500] + demo.diagnostics()
+        assert "Contoso Service Desk" in refused.text
+        assert "Agent or Requester" in refused.text
+        assert not frank.cookies
 
         # The admin port answers too.
         async with http.get(f"http://127.0.0.1:{demo.admin_port}/healthz") as health:

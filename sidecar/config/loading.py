@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from sidecar.config.model import Config, cross_field_problems
+from sidecar.pages.branding import LogoError, read_logo
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -158,9 +159,23 @@ def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
         problems.extend(_validation_problems(exc, problems))
     if config is not None:
         problems.extend(f"{path}: {message}" for path, message in cross_field_problems(config))
+        problems.extend(f"{path}: {message}" for path, message in branding_file_problems(config))
     if problems or config is None:
         raise ConfigError(problems)
     return config
+
+
+def branding_file_problems(config: Config) -> list[tuple[str, str]]:
+    """Each tenant's logo file must be readable, a PNG or SVG, and at most 64 KiB."""
+    problems: list[tuple[str, str]] = []
+    for index, tenant in enumerate(config.tenants):
+        if tenant.branding is None or tenant.branding.logo_file is None:
+            continue
+        try:
+            read_logo(tenant.branding.logo_file)
+        except LogoError as exc:
+            problems.append((f"tenants[{index}].branding.logo_file", str(exc)))
+    return problems
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

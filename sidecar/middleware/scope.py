@@ -18,6 +18,7 @@ from sidecar import logs, metrics
 from sidecar.access_log import ACCESS_LOG
 from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_listed
 from sidecar.metrics import IN_FLIGHT
+from sidecar.pages.i18n import N_
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.store import StoreUnavailable
@@ -120,8 +121,8 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
                 request,
                 status=503,
                 error="store_unavailable",
-                title="Sign-in is unavailable",
-                message="We cannot check your sign-in right now. Please try again in a minute.",
+                title=N_("Sign-in is unavailable"),
+                message=N_("We cannot check your sign-in right now. Please try again in a minute."),
                 request_id=request_id,
             )
             return response
@@ -132,8 +133,8 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
                 request,
                 status=500,
                 error="internal_error",
-                title="Something went wrong",
-                message="The sign-in service hit an unexpected error. Please try again.",
+                title=N_("Something went wrong"),
+                message=N_("The sign-in service hit an unexpected error. Please try again."),
                 request_id=request_id,
             )
             return response

@@ -339,9 +339,9 @@ def _accent_colour(value: object) -> str:
     if ratio < AA_NORMAL_TEXT:
         raise PydanticCustomError(
             "colour",
-            "{v} has a contrast of {r:.2f}:1 against white; WCAG AA needs at least 4.5:1 "
+            "{v} has a contrast of {r}:1 against white; WCAG AA needs at least 4.5:1 "
             "(choose a darker shade)",
-            {"v": colour, "r": ratio},
+            {"v": colour, "r": f"{ratio:.2f}"},
         )
     return colour
 

@@ -8,7 +8,8 @@ that name to 127.0.0.1, so the Host header, the cookies and the redirect URIs ar
 what a customer's browser would produce.
 
 Screenshots of every screen land in ``artifacts/screenshots/`` (git-ignored); the first
-signup step is also what ``docs/signup-screen.png`` shows.
+signup step is also what ``docs/signup-screen.png`` shows, and the walk in two languages at
+desktop and phone width gives ``docs/signup-screen-en.png`` and ``docs/signup-screen-de.png``.
 """
 
 from __future__ import annotations
@@ -105,8 +106,10 @@ async def launch_chromium(playwright: Playwright) -> Browser:
     )
 
 
-async def new_context(browser: Browser) -> BrowserContext:
-    context = await browser.new_context(viewport={"width": 1000, "height": 760}, locale="en-GB")
+async def new_context(
+    browser: Browser, *, locale: str = "en-GB", width: int = 1000, height: int = 760
+) -> BrowserContext:
+    context = await browser.new_context(viewport={"width": width, "height": height}, locale=locale)
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     return context
@@ -156,10 +159,10 @@ async def test_signup_desk_logout_and_error_pages_in_chromium(screenshot_dir: Pa
             assert world.smtp.envelopes[0].rcpt_tos == [ALICE_EMAIL]
             code = world.smtp.last_code(to=ALICE_EMAIL)
 
-            # A wrong code: 400 with the form again and the error said.
+            # A wrong code: redirected (post/redirect/get) to the form again, 400, the error said.
             wrong = f"{(int(code) + 1) % 1_000_000:06d}"
             await page.locator("#code").fill(wrong)
-            async with page.expect_response(re.compile(r"/\.sso/verify$")) as answer:
+            async with page.expect_response(re.compile(r"/\.sso/signup\?rd=")) as answer:
                 await page.get_by_role("button", name="Verify and continue").click()
             assert (await answer.value).status == 400
             await expect_(page.locator("#form-error")).to_contain_text("not right")
@@ -218,3 +221,113 @@ async def test_signup_desk_logout_and_error_pages_in_chromium(screenshot_dir: Pa
         finally:
             await browser.close()
     print(f"\nscreenshots: {screenshot_dir}")
+
+
+@dataclass(frozen=True)
+class Words:
+    """What the pages say in one language, as a user reads it."""
+
+    locale: str  # Chromium's locale: its Accept-Language
+    lang: str  # what <html lang> must say
+    welcome: str
+    send: str
+    check_email: str
+    verify: str
+    not_right: str
+    resend: str
+    resent: str
+    signed_out: str
+
+
+ENGLISH = Words(
+    "en-GB", "en", "Welcome to Contoso Service Desk", "Send verification code",
+    "Check your email", "Verify and continue", "not right", "Send a new code",
+    f"A new code was sent to {ALICE_EMAIL}.", "You have signed out of Contoso Service Desk",
+)  # fmt: skip
+GERMAN = Words(
+    "de-DE", "de", "Willkommen bei Contoso Service Desk", "Bestätigungscode senden",
+    "Sehen Sie in Ihre E-Mails", "Bestätigen und weiter", "Dieser Code stimmt nicht",
+    "Neuen Code senden", f"Ein neuer Code wurde an {ALICE_EMAIL} gesendet.",
+    "Sie haben sich bei Contoso Service Desk abgemeldet",
+)  # fmt: skip
+DESKTOP, PHONE = (1280, 800), (375, 740)
+
+
+@pytest.mark.parametrize("words", [ENGLISH, GERMAN], ids=["en", "de"])
+async def test_the_flow_in_two_languages_at_desktop_and_phone_width(
+    words: Words, screenshot_dir: Path
+) -> None:
+    """Sign-in, signup with a wrong code and a resend, the desk, Back, sign-out and Back
+    again, in one language, at desktop and 375 px width."""
+    async with async_playwright() as playwright:
+        browser = await launch_chromium(playwright)
+        try:
+            for size in (DESKTOP, PHONE):
+                async with open_browser_world() as world:
+                    await walk(browser, world, words, size, screenshot_dir)
+        finally:
+            await browser.close()
+
+
+async def walk(
+    browser: Browser, world: BrowserWorld, words: Words, size: tuple[int, int], shots: Path
+) -> None:
+    width, height = size
+    context = await new_context(browser, locale=words.locale, width=width, height=height)
+    page = await context.new_page()
+    name = f"{words.lang}-{width}"
+
+    await page.goto(world.base + "/?view=mine")
+    await pick_account(page, world, "Alice")
+    await expect_(page.get_by_role("heading", name=words.welcome)).to_be_visible()
+    assert await page.get_attribute("html", "lang") == words.lang
+    await assert_fits(page, width)
+    await page.screenshot(path=shots / f"{name}-signup-1.png", full_page=True)
+    await page.get_by_role("button", name=words.send).click()
+
+    await expect_(page.get_by_role("heading", name=words.check_email)).to_be_visible()
+    code = world.smtp.last_code(to=ALICE_EMAIL)
+    mail = world.smtp.messages()[-1]
+    assert mail["Content-Language"] == words.lang
+
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    await page.locator("#code").fill(wrong)
+    async with page.expect_response(re.compile(r"/\.sso/signup\?rd=")) as answer:
+        await page.get_by_role("button", name=words.verify).click()
+    assert (await answer.value).status == 400
+    await expect_(page.locator("#form-error")).to_contain_text(words.not_right)
+    await assert_fits(page, width)
+    await page.screenshot(path=shots / f"{name}-signup-2-wrong-code.png", full_page=True)
+
+    # A resend (once the 1 s cooldown of these tests has passed) says where the code went.
+    await page.wait_for_timeout(1100)
+    await page.get_by_role("button", name=words.resend).click()
+    await expect_(page.locator("#form-notice")).to_contain_text(words.resent)
+    await page.screenshot(path=shots / f"{name}-signup-3-resent.png", full_page=True)
+    code = world.smtp.last_code(to=ALICE_EMAIL)
+
+    await page.locator("#code").fill(code)
+    await page.get_by_role("button", name=words.verify).click()
+    await expect_(page.get_by_role("heading", name=DESK_HEADING)).to_be_visible()
+    assert page.url == world.base + "/?view=mine"  # rd kept through every form
+
+    # Back: the screen's GET, which sends a verified user on to the desk. No form resent.
+    await page.go_back()
+    await expect_(page.get_by_role("heading", name=DESK_HEADING)).to_be_visible()
+    assert not page.url.startswith("chrome-error:"), page.url
+
+    await page.goto(world.base + "/.sso/logout")
+    await page.wait_for_url(world.base + "/.sso/signed-out")
+    await expect_(page.get_by_role("heading", name=words.signed_out)).to_be_visible()
+    await page.screenshot(path=shots / f"{name}-signed-out.png", full_page=True)
+    # Back on a shared computer: the desk page is not shown again from the cache.
+    await page.go_back()
+    await page.wait_for_load_state()
+    await expect_(page.locator("#greeting")).to_have_count(0)
+    await context.close()
+
+
+async def assert_fits(page: Page, width: int) -> None:
+    """Nothing sticks out sideways: no horizontal scrolling at this width."""
+    scroll_width = await page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"page is {scroll_width}px wide in a {width}px viewport"

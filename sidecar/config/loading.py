@@ -152,6 +152,7 @@ def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
     problems: list[str] = []
     document = _interpolate(document, [], env, problems)
     document = _read_secret_files(document, [], problems)
+    problems.extend(f"{path}: {message}" for path, message in branding_file_problems(document))
     config: Config | None = None
     try:
         config = Config.model_validate(document)
@@ -159,20 +160,27 @@ def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
         problems.extend(_validation_problems(exc, problems))
     if config is not None:
         problems.extend(f"{path}: {message}" for path, message in cross_field_problems(config))
-        problems.extend(f"{path}: {message}" for path, message in branding_file_problems(config))
     if problems or config is None:
         raise ConfigError(problems)
     return config
 
 
-def branding_file_problems(config: Config) -> list[tuple[str, str]]:
-    """Each tenant's logo file must be readable, a PNG or SVG, and at most 64 KiB."""
+def branding_file_problems(document: Any) -> list[tuple[str, str]]:
+    """Each tenant's logo file must be readable, a PNG or SVG, and at most 64 KiB.
+
+    Judged on the document before validation, so it is reported together with every
+    other problem of the file; a value that is not a .png or .svg path is left to the
+    model, which says so.
+    """
     problems: list[tuple[str, str]] = []
-    for index, tenant in enumerate(config.tenants):
-        if tenant.branding is None or tenant.branding.logo_file is None:
+    tenants = document.get("tenants") if isinstance(document, dict) else None
+    for index, tenant in enumerate(tenants if isinstance(tenants, list) else []):
+        branding = tenant.get("branding") if isinstance(tenant, dict) else None
+        logo = branding.get("logo_file") if isinstance(branding, dict) else None
+        if not isinstance(logo, str) or not logo.lower().endswith((".png", ".svg")):
             continue
         try:
-            read_logo(tenant.branding.logo_file)
+            read_logo(logo)
         except LogoError as exc:
             problems.append((f"tenants[{index}].branding.logo_file", str(exc)))
     return problems

@@ -120,6 +120,17 @@ def test_logo_file_problems_name_the_field(tmp_path: Path) -> None:
     assert gif.startswith("tenants[0].branding.logo_file: must be a .png or .svg file")
 
 
+def test_logo_and_colour_problems_are_reported_together(tmp_path: Path) -> None:
+    document = with_branding({"logo_file": str(tmp_path / "gone.png"), "accent_color": "#aaa"})
+    document["tenants"][0]["sso"]["client_id"] = "abc"
+    problems = problems_of(document)
+    assert [p.split(":", 1)[0] for p in problems] == [
+        "tenants[0].branding.logo_file",
+        "tenants[0].sso.client_id",
+        "tenants[0].branding.accent_color",
+    ]
+
+
 def test_unknown_branding_fields_and_long_contacts_are_refused() -> None:
     [typo] = problems_of(with_branding({"accent_colour": "#0f6cbd"}))
     assert typo.startswith("tenants[0].branding.accent_colour: unknown field")

@@ -316,7 +316,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_wheel_carries_the_templates_the_stylesheet_and_the_catalogues(installed: Installed) -> None:
+def test_the_wheel_carries_the_templates_the_stylesheet_and_the_catalogues(
+    installed: Installed,
+) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     pages = k8s.REPO / "sidecar" / "pages"
     expected = [

@@ -20,6 +20,7 @@ from sidecar.pages.i18n import LANGUAGES, LOCALE_DIR, language, negotiate
 from sidecar.pages.render import error_page, render_page
 from sidecar.signup.mail import build_verification_message
 from tests.pages.test_render import the
+from tests.world import open_world
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSLATED = [code for code in LANGUAGES if code != "en"]
@@ -216,3 +217,19 @@ def test_mail_speaks_the_language(code: str, subject: str, line: str) -> None:
     assert line in plain.get_content()
     assert "\n123456\n" in plain.get_content()
     assert f'<html lang="{code}">' in html.get_content()
+
+
+async def test_the_proxys_error_pages_are_translated_too() -> None:
+    """sidecar/proxy.py writes its texts in English; error_page looks them up."""
+
+    def dead_desk(document: dict[str, object]) -> None:
+        document["tenants"][0]["upstream"] = "http://127.0.0.1:1"  # type: ignore[index]
+
+    async with open_world(edit=dead_desk) as world:
+        browser = world.browser(None)
+        browser.headers["Accept-Language"] = "de"
+        reply = await browser.get("/assets/app.css")
+        assert reply.status == 502
+        assert "Der Service Desk ist nicht erreichbar" in reply.text
+        assert "Wir konnten den Service Desk nicht erreichen." in reply.text
+        assert 'href="/.sso/login?rd=/assets/app.css"' in reply.text

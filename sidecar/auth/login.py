@@ -252,9 +252,12 @@ async def _finished_sign_in(
 ) -> web.StreamResponse | None:
     """The callback of a sign-in already finished, opened again by a user who is signed in
     (Back onto it, a reload, or Back to Entra's account picker and the same account once
-    more): they land where that sign-in landed instead of on an error. Nothing of the
-    request is used but its state, so the code in it is never redeemed (the replay
-    defence above still holds); anyone else gets the error as before."""
+    more): they land where that sign-in landed instead of on an error.
+
+    SECURITY: the replay defence (RFC 9700 §4.2.4) still holds: nothing of the request
+    is used but its state, so its code is never redeemed and no session is made or
+    changed; the landing is a same-host path checked again by safe_redirect_target.
+    A state never used, or a browser without a session, gets the error as before."""
     assert ctx.tenant is not None
     landing = await request.app[SSO].store.get(_used_state_key(state))
     if landing is None:

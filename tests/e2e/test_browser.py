@@ -15,10 +15,11 @@ desktop and phone width gives ``docs/signup-screen-en.png`` and ``docs/signup-sc
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import (
@@ -54,7 +55,9 @@ class BrowserWorld:
 
 
 @asynccontextmanager
-async def open_browser_world() -> AsyncIterator[BrowserWorld]:
+async def open_browser_world(
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> AsyncIterator[BrowserWorld]:
     """tests/world.py's world, but with the emulator registered for the sidecar's real port.
 
     The sidecar builds its redirect URIs from the Host header's port, so the emulated app
@@ -73,6 +76,8 @@ async def open_browser_world() -> AsyncIterator[BrowserWorld]:
             document = world_config(
                 desk_url=desk_url, emulator_url=emulator_url, smtp_port=controller.port
             )
+            if edit is not None:
+                edit(document)
             async with run_sidecar(config_from(document)) as sidecar:
                 base = f"http://{HOST}:{sidecar.listeners.public_port}"
                 emulator.tenants.append(sample_tenant(base))
@@ -331,3 +336,54 @@ async def assert_fits(page: Page, width: int) -> None:
     """Nothing sticks out sideways: no horizontal scrolling at this width."""
     scroll_width = await page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= width, f"page is {scroll_width}px wide in a {width}px viewport"
+
+
+async def test_branded_error_page_in_french_at_phone_width(
+    screenshot_dir: Path, tmp_path: Path
+) -> None:
+    """Cancel at Entra (dave declines consent) on a branded tenant: the page names the desk,
+    shows its logo (allowed by the pages' CSP), accent colour and support contact, and
+    "Sign in again" goes back to Entra for the page dave wanted."""
+    logo = tmp_path / "contoso.svg"
+    logo.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32" viewBox="0 0 120 32">'
+        '<rect width="120" height="32" rx="6" fill="#8a1538"/></svg>'
+    )
+
+    def brand(document: dict[str, Any]) -> None:
+        document["tenants"][0]["branding"] = {
+            "logo_file": str(logo),
+            "accent_color": "#8a1538",
+            "support_contact": "Service informatique, it-help@contoso.com",
+        }
+
+    async with open_browser_world(brand) as world, async_playwright() as playwright:
+        browser = await launch_chromium(playwright)
+        try:
+            context = await new_context(browser, locale="fr-FR", width=375, height=740)
+            page = await context.new_page()
+            await page.goto(world.base + "/tickets/42")
+            async with page.expect_response(re.compile(r"/\.sso/callback\?")) as refused:
+                await pick_account(page, world, "Dave")
+            assert (await refused.value).status == 403
+            assert await page.get_attribute("html", "lang") == "fr"
+            await expect_(
+                page.get_by_role("heading", name="Vous avez annulé la connexion")
+            ).to_be_visible()
+            await expect_(page.locator(".masthead-desk")).to_have_text("Contoso Service Desk")
+            await expect_(page.locator(".support")).to_contain_text("it-help@contoso.com")
+            logo_img = page.locator("img.masthead-logo")
+            await expect_(logo_img).to_be_visible()
+            assert await logo_img.evaluate("img => img.complete && img.naturalWidth") == 120
+            button = page.get_by_role("link", name="Se reconnecter")
+            colour = await button.evaluate("a => getComputedStyle(a).backgroundColor")
+            assert colour == "rgb(138, 21, 56)"
+            await assert_fits(page, 375)
+            await page.screenshot(
+                path=screenshot_dir / "fr-375-error-cancelled-branded.png", full_page=True
+            )
+            assert await button.get_attribute("href") == "/.sso/login?rd=/tickets/42"
+            await button.click()
+            await expect_(page.get_by_role("heading", name="Pick an account")).to_be_visible()
+        finally:
+            await browser.close()

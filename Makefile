@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit redis chromium soak bench bench-quick bench-instructions profile venv clean
+.PHONY: demo test lint unit redis chromium soak bench bench-quick bench-instructions profile venv clean messages
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -65,6 +65,15 @@ profile: $(STAMP)
 # Hundreds of users against two sidecar processes and one Redis (bench/soak.py).
 soak: $(STAMP) redis
 	$(PY) -m bench.soak
+
+# The pages' and mails' text: extract every message (babel.cfg) and add new ones to each
+# language's catalogue, then translate them in sidecar/pages/locale/*/LC_MESSAGES/messages.po
+# (the catalogue test fails while one is missing).
+messages: $(STAMP)
+	mkdir -p build
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output -o build/messages.pot .
+	$(VENV)/bin/pybabel update -i build/messages.pot -d sidecar/pages/locale \
+	  --ignore-obsolete --width 100 --ignore-pot-creation-date
 
 test: lint unit
 

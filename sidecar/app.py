@@ -7,6 +7,7 @@ from aiohttp import web
 from sidecar.auth import info, login, logout, signup_routes
 from sidecar.auth.context import SSO
 from sidecar.middleware.inject import inject_middleware
+from sidecar.middleware.no_store import signed_in_no_store
 from sidecar.middleware.own_routes import Routes, own_routes_middleware
 from sidecar.middleware.public import public_paths_middleware
 from sidecar.middleware.scope import scope_middleware
@@ -26,7 +27,7 @@ SSO_ROUTES: Routes = {
     # because Entra's cross-site form POST would not carry the SameSite=Lax login cookie.
     "/.sso/callback": {"GET": login.callback, "POST": login.callback},
     "/.sso/signup": {"GET": signup_routes.signup_page, "POST": signup_routes.send_code},
-    "/.sso/verify": {"POST": signup_routes.verify},
+    "/.sso/verify": {"GET": signup_routes.verify_page, "POST": signup_routes.verify},
     "/.sso/logout": {"GET": logout.logout, "POST": logout.logout},
     "/.sso/signed-out": {"GET": logout.signed_out},
     "/.sso/frontchannel-logout": {"GET": logout.frontchannel_logout},
@@ -53,4 +54,5 @@ def build_public_app(runtime: Runtime) -> web.Application:
     app[UPSTREAM_POOL] = runtime.upstream_pool
     app[SSO] = runtime.sso
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
+    app.on_response_prepare.append(signed_in_no_store)
     return app

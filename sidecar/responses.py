@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
+from sidecar.auth.redirects import safe_redirect_target
+from sidecar.pages.branding import DEFAULT_LOOK, PageLook, look_of
+from sidecar.pages.i18n import N_, negotiate
 from sidecar.pages.render import error_page
+from sidecar.scope import SCOPE
 
 # SECURITY: our pages hold no script; framing is refused (clickjacking) and nothing
 # is cached by shared caches, since pages can show a user's identity.
@@ -29,6 +34,45 @@ def is_navigation(request: web.Request) -> bool:
     if request.headers.get("Sec-Fetch-Mode", "").lower() == "navigate":
         return True
     return "text/html" in request.headers.get("Accept", "").lower()
+
+
+# The desk proxy's error texts (sidecar/proxy.py), listed for the catalogue: error_page
+# translates whatever English catalogue text it is given.
+PROXY_MESSAGES = (
+    N_("The service desk is taking too long"),
+    N_("The service desk did not answer in time. Please try again shortly."),
+    N_("The service desk is unavailable"),
+    N_("We could not reach the service desk. Please try again shortly."),
+    N_("Bad request"),
+    N_("This WebSocket handshake is not valid."),
+    N_("This request cannot be forwarded."),
+)
+
+
+def page_language(request: web.Request) -> str:
+    """The shipped language this browser prefers (Accept-Language)."""
+    return negotiate(request.headers.get("Accept-Language"))
+
+
+def page_look(request: web.Request) -> PageLook:
+    """The look of the request's tenant (the default before a tenant is known)."""
+    ctx = request.get(SCOPE)
+    if ctx is None or ctx.tenant is None:
+        return DEFAULT_LOOK
+    return look_of(ctx.tenant.config)
+
+
+def sign_in_again_url(request: web.Request, rd: str | None = None) -> str | None:
+    """`/.sso/login` keeping where the user was going: ``rd``, else the page a GET asked for.
+
+    None where signing in is not ours to offer (no tenant yet, or an SSO-less tenant).
+    """
+    ctx = request.get(SCOPE)
+    if ctx is None or ctx.tenant is None or not ctx.tenant.has_sso:
+        return None
+    if rd is None:
+        rd = ctx.target if request.method in ("GET", "HEAD") else "/"
+    return "/.sso/login?rd=" + quote(safe_redirect_target(rd), safe="/")
 
 
 def html_response(
@@ -59,8 +103,13 @@ def error_response(
     action_url: str | None = None,
     action_label: str | None = None,
     force_html: bool = False,
+    rd: str | None = None,
 ) -> web.Response:
-    """An error as a page for a browser navigation, as JSON for everything else."""
+    """An error as a page for a browser navigation, as JSON for everything else.
+
+    The page speaks the browser's language, wears the tenant's look and offers
+    "Sign in again" towards ``rd`` (default: the page a GET asked for).
+    """
     if force_html or is_navigation(request):
         body = error_page(
             title=title,
@@ -69,6 +118,9 @@ def error_response(
             request_id=request_id,
             action_url=action_url,
             action_label=action_label,
+            sign_in_url=sign_in_again_url(request, rd),
+            lang=page_language(request),
+            look=page_look(request),
         )
         return html_response(body, status=status)
     payload: dict[str, Any] = {"error": error, "message": message}

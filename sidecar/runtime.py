@@ -159,6 +159,7 @@ def build_sso_services(
         signer=AssertionSigner(keys),
         idp_http=idp_http,
         cache=SignInCache(config.session.cache_ttl),
+        allow_reserved_email_domains=signup.allow_reserved_email_domains,
     )
 
 

@@ -61,6 +61,7 @@ class Browser:
     host: str = HOST
     cookies: dict[str, str] = field(default_factory=dict)
     user: str | None = None  # the emulator user this browser signs in as
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request
 
     def _route(self, url: str) -> tuple[str, dict[str, str]]:
         parts = urlsplit(url)
@@ -79,7 +80,7 @@ class Browser:
         headers: dict[str, str] | None = None,
     ) -> Reply:
         target, extra = self._route(url)
-        sending = dict(extra)
+        sending = {**self.headers, **extra}
         if navigate:
             sending["Accept"] = "text/html,application/xhtml+xml"
             sending["Sec-Fetch-Mode"] = "navigate"
@@ -105,6 +106,15 @@ class Browser:
 
     async def post(self, url: str, data: dict[str, str], **kw: Any) -> Reply:
         return await self.request("POST", url, data=data, **kw)
+
+    async def submit(self, url: str, data: dict[str, str], **kw: Any) -> Reply:
+        """POST a signup form and show the screen it redirects back to (post/redirect/get),
+        as a browser does; any other answer is returned as it is."""
+        reply = await self.post(url, data, **kw)
+        location = reply.headers.get("Location", "")
+        if reply.status == 303 and location.startswith("/.sso/signup"):
+            return await self.get(location)
+        return reply
 
     async def follow(self, reply: Reply, hops: int = 12) -> Reply:
         """Follow redirects like a browser; at the emulator, pick ``self.user``."""

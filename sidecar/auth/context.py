@@ -28,6 +28,7 @@ class SsoServices:
     signer: AssertionSigner
     idp_http: aiohttp.ClientSession
     cache: SignInCache[Any]  # of sidecar.auth.resolve.SignInState
+    allow_reserved_email_domains: bool = False  # signup.allow_reserved_email_domains
 
 
 SSO = web.AppKey("sso", SsoServices)

@@ -30,6 +30,7 @@ from sidecar.auth.cookies import (
 )
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
+from sidecar.auth.resolve import sign_in_state
 from sidecar.cookies import cookie_name
 from sidecar.oidc.credentials import FederatedTokenUnreadable
 from sidecar.oidc.errors import (
@@ -41,7 +42,8 @@ from sidecar.oidc.errors import (
     aadsts_from_description,
 )
 from sidecar.oidc.provider import EntraProvider
-from sidecar.responses import error_response, redirect
+from sidecar.pages.i18n import N_, language
+from sidecar.responses import error_response, page_language, redirect
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.store import StoreUnavailable
 from sidecar.tenants import Tenant
@@ -85,7 +87,9 @@ def _failure(
     title: str,
     message: str,
     result: str,
+    rd: str = "/",
 ) -> web.Response:
+    """The error page of a failed sign-in: its "Sign in again" keeps the user's `rd`."""
     assert ctx.tenant is not None
     metrics.SIGN_INS.labels(ctx.tenant.host, result).inc()
     response = error_response(
@@ -95,22 +99,24 @@ def _failure(
         title=title,
         message=message,
         request_id=ctx.request_id,
-        action_url="/.sso/login" if status != 403 else None,
-        action_label="Try signing in again" if status != 403 else None,
         force_html=True,
+        rd=rd,
     )
     return response
 
 
-def _bad_callback(request: web.Request, ctx: RequestScope, result: str) -> web.Response:
+def _bad_callback(
+    request: web.Request, ctx: RequestScope, result: str, rd: str = "/"
+) -> web.Response:
     return _failure(
         request,
         ctx,
         status=400,
         error="invalid_callback",
-        title="This sign-in link is not valid",
-        message="The sign-in could not be completed from this link. Please sign in again.",
+        title=N_("This sign-in link is not valid"),
+        message=N_("The sign-in could not be completed from this link. Please sign in again."),
         result=result,
+        rd=rd,
     )
 
 
@@ -138,8 +144,10 @@ async def login(request: web.Request) -> web.StreamResponse:
             ctx,
             status=502,
             error="idp_unavailable",
-            title="Microsoft sign-in is unavailable",
-            message="We could not reach Microsoft Entra ID to sign you in. Please try again soon.",
+            title=N_("Microsoft sign-in is unavailable"),
+            message=N_(
+                "We could not reach Microsoft Entra ID to sign you in. Please try again soon."
+            ),
             result="discovery_failed",
         )
     transaction = {
@@ -221,15 +229,46 @@ async def callback(request: web.Request) -> web.StreamResponse:
         or transaction.get("host") != host
         or not hmac.compare_digest(str(transaction.get("state", "")), state)
     ):
-        return _bad_callback(request, ctx, "state_mismatch")
-    # ... and is accepted once, across replicas (replayed callback).
-    state_key = "used-state:" + hashlib.sha256(state.encode()).hexdigest()
-    if not await sso.store.create(state_key, b"1", LOGIN_TRANSACTION_TTL):
-        return _bad_callback(request, ctx, "state_replayed")
+        return await _finished_sign_in(request, ctx, state) or _bad_callback(
+            request, ctx, "state_mismatch"
+        )
+    # ... and is accepted once, across replicas (replayed callback). The used state
+    # remembers where that sign-in landed, for _finished_sign_in.
+    landing = safe_redirect_target(transaction.get("rd")).encode()
+    if not await sso.store.create(_used_state_key(state), landing, LOGIN_TRANSACTION_TTL):
+        return await _finished_sign_in(request, ctx, state) or _bad_callback(
+            request, ctx, "state_replayed"
+        )
 
     response = await _complete(request, ctx, provider, params, transaction)
     clear_cookie(response, ctx, cookie_base)
     return response
+
+
+def _used_state_key(state: str) -> str:
+    return "used-state:" + hashlib.sha256(state.encode()).hexdigest()
+
+
+async def _finished_sign_in(
+    request: web.Request, ctx: RequestScope, state: str
+) -> web.StreamResponse | None:
+    """The callback of a sign-in already finished, opened again by a user who is signed in
+    (Back onto it, a reload, or Back to Entra's account picker and the same account once
+    more): they land where that sign-in landed instead of on an error.
+
+    SECURITY: the replay defence (RFC 9700 §4.2.4) still holds: nothing of the request
+    is used but its state, so its code is never redeemed and no session is made or
+    changed; the landing is a same-host path checked again by safe_redirect_target.
+    A state never used, or a browser without a session, gets the error as before."""
+    assert ctx.tenant is not None
+    landing = await request.app[SSO].store.get(_used_state_key(state))
+    if landing is None:
+        return None
+    signed_in = await sign_in_state(request)
+    if signed_in.session is None:
+        return None
+    metrics.SIGN_INS.labels(ctx.tenant.host, "already_signed_in").inc()
+    return redirect(safe_redirect_target(landing.decode("ascii", "replace")), 303)
 
 
 async def _complete(
@@ -242,11 +281,12 @@ async def _complete(
     assert ctx.tenant is not None
     sso = request.app[SSO]
     host = ctx.tenant.host
+    rd = safe_redirect_target(transaction.get("rd"))
     if "error" in params:
-        return _entra_refused(request, ctx, params)
+        return _entra_refused(request, ctx, params, rd)
     code = params.get("code", "")
     if not code:
-        return _bad_callback(request, ctx, "missing_code")
+        return _bad_callback(request, ctx, "missing_code", rd)
     try:
         metadata = await provider.metadata()
         # SECURITY: RFC 9207 mix-up defence: a present `iss` must be the issuer; it is
@@ -257,9 +297,10 @@ async def _complete(
                 ctx,
                 status=400,
                 error="invalid_callback",
-                title="This sign-in link is not valid",
-                message="The sign-in response did not come from your organisation's Entra ID.",
+                title=N_("This sign-in link is not valid"),
+                message=N_("The sign-in response did not come from your organisation's Entra ID."),
                 result="iss_mismatch",
+                rd=rd,
             )
         result = await provider.exchange_code(
             code=code,
@@ -284,14 +325,17 @@ async def _complete(
             ctx,
             status=502,
             error="idp_error",
-            title="Sign-in is misconfigured" if misconfigured else "Sign-in failed",
+            title=N_("Sign-in is misconfigured") if misconfigured else N_("Sign-in failed"),
             message=(
-                "Your organisation's Entra ID sign-in for this desk is misconfigured. "
-                "Please tell your administrator."
+                N_(
+                    "Your organisation's Entra ID sign-in for this desk is misconfigured. "
+                    "Please tell your administrator."
+                )
                 if misconfigured
-                else "Microsoft Entra ID could not complete your sign-in. Please try again."
+                else N_("Microsoft Entra ID could not complete your sign-in. Please try again.")
             ),
             result="token_error",
+            rd=rd,
         )
     except FederatedTokenUnreadable as exc:
         # The pod's projected token is missing or empty: no request to Entra was made.
@@ -307,12 +351,13 @@ async def _complete(
             ctx,
             status=502,
             error="idp_error",
-            title="Sign-in is misconfigured",
-            message=(
-                "This desk's sign-in with Microsoft Entra ID is misconfigured. "
+            title=N_("Sign-in is misconfigured"),
+            message=N_(
+                "Your organisation's Entra ID sign-in for this desk is misconfigured. "
                 "Please tell your administrator."
             ),
             result="token_error",
+            rd=rd,
         )
     except (ProviderUnavailable, InvalidDiscovery) as exc:
         logs.error("entra_unavailable", request_id=ctx.request_id, tenant=host, reason=str(exc))
@@ -321,9 +366,10 @@ async def _complete(
             ctx,
             status=502,
             error="idp_unavailable",
-            title="Microsoft sign-in is unavailable",
-            message="We could not reach Microsoft Entra ID. Please try again shortly.",
+            title=N_("Microsoft sign-in is unavailable"),
+            message=N_("We could not reach Microsoft Entra ID. Please try again shortly."),
             result="idp_unavailable",
+            rd=rd,
         )
     except InvalidIdToken as exc:
         # SECURITY: a token that fails any check (OIDC Core §3.1.3.7) creates no session.
@@ -333,9 +379,10 @@ async def _complete(
             ctx,
             status=502,
             error="invalid_id_token",
-            title="Sign-in failed",
-            message="Microsoft Entra ID sent a sign-in we could not verify. Please try again.",
+            title=N_("Sign-in failed"),
+            message=N_("Microsoft Entra ID sent a sign-in we could not verify. Please try again."),
             result="invalid_id_token",
+            rd=rd,
         )
     metrics.CLIENT_SECRET_IN_USE.labels(host).set(result.secret_index)
     claims = result.id_token_claims
@@ -345,7 +392,6 @@ async def _complete(
     cookie, _session = await sso.sessions.create(host, claims)
     metrics.SIGN_INS.labels(host, "ok").inc()
     logs.event("signed_in", request_id=ctx.request_id, tenant=host, user=claims.user_key)
-    rd = safe_redirect_target(transaction.get("rd"))
     account = await sso.accounts.get(host, claims.user_key)
     target = rd if account is not None else "/.sso/signup?rd=" + quote(rd, safe="/")
     response = redirect(target, 303)
@@ -392,7 +438,9 @@ async def _refuse_without_role(
     return response
 
 
-def _entra_refused(request: web.Request, ctx: RequestScope, params: dict[str, str]) -> web.Response:
+def _entra_refused(
+    request: web.Request, ctx: RequestScope, params: dict[str, str], rd: str
+) -> web.Response:
     assert ctx.tenant is not None
     error = params.get("error", "")[:64]
     description = params.get("error_description", "")
@@ -407,23 +455,38 @@ def _entra_refused(request: web.Request, ctx: RequestScope, params: dict[str, st
         aadsts=aadsts,
         correlation_id=correlation,
     )
-    reference = f" (Entra correlation id {correlation})" if correlation else ""
+    translate = language(page_language(request)).gettext
+    desk = ctx.tenant.config.display_name
     if aadsts == _NOT_ASSIGNED:
-        title = "You are not assigned to this app"
-        message = (
+        title = N_("You are not assigned to this app")
+        message = N_(
             "Your organisation has not given your account access to this service desk. "
             "Please ask your administrator to assign you to the TicketLog app "
             "in Microsoft Entra ID."
         )
-    elif aadsts == _CONSENT_DECLINED:
-        title = "Permission was declined"
-        message = (
-            "Sign-in needs your permission to share your name and email with this service desk. "
-            "Sign in again and accept, or ask your administrator to grant consent for everyone."
-        )
+    elif aadsts == _CONSENT_DECLINED or (error == "access_denied" and aadsts is None):
+        # The user pressed Cancel at Entra (on the consent prompt: AADSTS65004, "user
+        # declined"): a choice of theirs, not a failure, and said in those words.
+        title = N_("You cancelled signing in")
+        message = translate(
+            N_(
+                "You chose not to continue at Microsoft, so you are not signed in to %(desk)s "
+                "and nothing was shared with it. Sign in again when you are ready."
+            )
+        ) % {"desk": desk}
     else:
-        title = "Sign-in did not complete"
-        message = "Microsoft Entra ID did not complete your sign-in" + reference + "."
+        title = N_("Sign-in did not complete")
+        message = (
+            translate(
+                N_(
+                    "Microsoft Entra ID did not complete your sign-in "
+                    "(Entra correlation id %(id)s)."
+                )
+            )
+            % {"id": correlation}
+            if correlation
+            else N_("Microsoft Entra ID did not complete your sign-in.")
+        )
     status = 403 if error in _USER_REFUSED else 502
     return _failure(
         request,
@@ -433,6 +496,7 @@ def _entra_refused(request: web.Request, ctx: RequestScope, params: dict[str, st
         title=title,
         message=message,
         result="entra_refused" if status == 403 else "entra_error",
+        rd=rd,
     )
 
 

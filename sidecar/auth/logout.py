@@ -11,7 +11,7 @@ from sidecar.auth.session_lookup import current_session, forget_session
 from sidecar.oidc.errors import OidcError
 from sidecar.oidc.provider import EntraProvider
 from sidecar.pages.render import render_page
-from sidecar.responses import html_response, redirect
+from sidecar.responses import html_response, page_language, page_look, redirect
 from sidecar.scope import SCOPE
 
 SIGNED_OUT_PATH = "/.sso/signed-out"
@@ -65,7 +65,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def signed_out(request: web.Request) -> web.StreamResponse:
     ctx = request[SCOPE]
     assert ctx.tenant is not None
-    return html_response(render_page("signed_out.html", desk_name=ctx.tenant.config.display_name))
+    return html_response(
+        render_page("signed_out.html", lang=page_language(request), look=page_look(request))
+    )
 
 
 async def frontchannel_logout(request: web.Request) -> web.StreamResponse:

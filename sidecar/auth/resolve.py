@@ -38,7 +38,14 @@ class SignInState:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identity", self._identity())
-        if self.account is not None and self.claimed_email is not None:
+        # A claim from an unverified domain (xms_edov false) may have been replaced by a
+        # typed address at signup: it then differing from the account is no change.
+        if (
+            self.account is not None
+            and self.claimed_email is not None
+            and self.session is not None
+            and self.session.email_domain_verified is not False
+        ):
             changed = self.claimed_email.lower() != self.account.email.lower()
             object.__setattr__(self, "email_change_pending", changed)
 

@@ -7,14 +7,16 @@ they read mail at that address. With an email claim the address is fixed
 (the seed: users must not alter it); without one the user types it.
 
 Every POST carries a CSRF token bound to the session (OWASP CSRF Prevention:
-synchronizer token). Each POST answers with a redirect (Post/Redirect/Get)
-or with the form again, and a double click does no harm: a second "send"
+synchronizer token). Each POST answers with a redirect (Post/Redirect/Get);
+an error is kept for the GET it redirects to, which shows the form again with
+it, so the browser's history never holds a POST. A double click does no harm: a second "send"
 inside the cooldown for the same address is treated as the first, and a
 second "verify" after success lands like the first.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +29,17 @@ from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.login import login_url
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.auth.resolve import SignInState, sign_in_state
+from sidecar.pages.i18n import DEFAULT_LANGUAGE, N_, Language, language
 from sidecar.pages.render import render_page
-from sidecar.responses import html_response, is_navigation, json_response, redirect
+from sidecar.responses import (
+    error_response,
+    html_response,
+    is_navigation,
+    json_response,
+    page_language,
+    page_look,
+    redirect,
+)
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.sessions import Session
 from sidecar.signup import (
@@ -47,6 +58,65 @@ def _signup_url(rd: str) -> str:
     return "/.sso/signup?rd=" + quote(rd, safe="/")
 
 
+# How long the outcome of a form POST waits for the GET that shows it (PRG).
+FLASH_TTL = 300.0
+_MAX_KEPT_INPUT = 320
+
+
+@dataclass(frozen=True)
+class _Flash:
+    """What a form POST answered, shown by the GET it redirects to (Post/Redirect/Get):
+    the status, an error or a notice (already in the user's language), and the address
+    the user typed, which stays in the field when it was refused."""
+
+    status: int = 200
+    error: str | None = None
+    notice: str | None = None
+    typed_email: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"s": self.status, "e": self.error, "n": self.notice, "t": self.typed_email}
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | None) -> _Flash:
+        try:
+            data = json.loads(raw) if raw else {}
+            return cls(int(data["s"]), data["e"], data["n"], data["t"])
+        except (ValueError, KeyError, TypeError):
+            return cls()
+
+
+def _flash_key(session: Session) -> str:
+    return "signup-flash:" + session.key
+
+
+async def _answer(
+    request: web.Request,
+    session: Session,
+    rd: str,
+    *,
+    status: int,
+    error: str | None = None,
+    notice: str | None = None,
+    typed_email: str | None = None,
+) -> web.StreamResponse:
+    """Answer a form POST with 303 to the screen, which then shows this outcome: the
+    browser's history holds only GETs, so Back or a reload never asks to resend a form."""
+    flash = _Flash(status, error, notice, typed_email[:_MAX_KEPT_INPUT] if typed_email else None)
+    await request.app[SSO].store.set(_flash_key(session), flash.to_json(), FLASH_TTL)
+    return redirect(_signup_url(rd), 303)
+
+
+def email_is_fixed(state: SignInState) -> bool:
+    """The address from Entra is used as it is (the seed: users must not alter it), unless
+    Entra says its domain is not verified (xms_edov false): then the user may type another
+    one, which is verified like any typed address."""
+    assert state.session is not None
+    return state.claimed_email is not None and state.session.email_domain_verified is not False
+
+
 async def render_signup(
     request: web.Request,
     state: SignInState,
@@ -54,6 +124,7 @@ async def render_signup(
     *,
     status: int = 200,
     error: str | None = None,
+    notice: str | None = None,
     typed_email: str | None = None,
 ) -> web.Response:
     ctx = request[SCOPE]
@@ -65,16 +136,18 @@ async def render_signup(
     pending = await sso.codes.pending_email(host, session.user_key)
     body = render_page(
         "signup.html",
-        desk_name=ctx.tenant.config.display_name,
+        lang=page_language(request),
+        look=page_look(request),
         name=session.name,
         given_name=session.given_name,
         family_name=session.family_name,
         claimed_email=state.claimed_email,
         typed_email=typed_email,
-        email_locked=state.claimed_email is not None,
+        email_locked=email_is_fixed(state),
         csrf_token=sso.keys.csrf_token(session.key),
         rd=rd,
         error=error,
+        notice=notice,
         code_sent_to=pending,
         resend_wait=int(await sso.codes.cooldown_left(host, session.user_key) + 0.999),
         allowed_domains=list(ctx.tenant.config.allowed_email_domains),
@@ -104,18 +177,17 @@ async def _guard(
         # SECURITY: CSRF: the token is an HMAC of this session's id (synchronizer token).
         if not token or not request.app[SSO].keys.csrf_valid(state.session.key, token):
             logs.warning("csrf_refused", request_id=ctx.request_id, path=request.path)
-            return html_response(
-                render_page(
-                    "error.html",
-                    title="This form has expired",
-                    message="Please go back, reload the page and try again.",
-                    status=403,
-                    request_id=ctx.request_id,
-                    details=None,
-                    action_url=_signup_url(rd),
-                    action_label="Reload the page",
-                ),
+            return error_response(
+                request,
                 status=403,
+                error="csrf_refused",
+                title=N_("This form has expired"),
+                message=N_("Please go back, reload the page and try again."),
+                request_id=ctx.request_id,
+                action_url=_signup_url(rd),
+                action_label=N_("Reload the page"),
+                force_html=True,
+                rd=rd,
             )
     return None
 
@@ -152,7 +224,31 @@ async def signup_page(request: web.Request) -> web.StreamResponse:
         return admitted
     if not _needs_signup(admitted.state):
         return redirect(admitted.rd, 303)
-    return await render_signup(request, admitted.state, admitted.rd)
+    raw = await request.app[SSO].store.take(_flash_key(admitted.session))
+    flash = _Flash.from_json(raw)
+    return await render_signup(
+        request,
+        admitted.state,
+        admitted.rd,
+        status=flash.status,
+        error=flash.error,
+        notice=flash.notice,
+        typed_email=flash.typed_email,
+    )
+
+
+async def verify_page(request: web.Request) -> web.StreamResponse:
+    """`/.sso/verify` opened by GET (a bookmark, Back, a reload): back to the screen."""
+    return redirect(_signup_url(safe_redirect_target(request.query.get("rd"))), 303)
+
+
+def _email_problem(lang: Language, problem: InvalidEmail) -> str:
+    """The refusal in the user's language; the email library's own wording is English
+    only, so other languages get the general sentence."""
+    translated = lang.gettext(problem.message)
+    if translated == problem.message and lang.code != DEFAULT_LANGUAGE:
+        return lang.gettext(N_("That is not a valid email address."))
+    return translated
 
 
 async def send_code(request: web.Request) -> web.StreamResponse:
@@ -165,20 +261,37 @@ async def send_code(request: web.Request) -> web.StreamResponse:
     state, session, rd = admitted.state, admitted.session, admitted.rd
     if not _needs_signup(state):
         return redirect(rd, 303)
+    lang = language(page_language(request))
+    _ = lang.gettext
     host = ctx.tenant.host
     form = await request.post()
-    if state.claimed_email:
-        # The seed: the address from Entra is confirmed as it is, never altered here.
+    typed = str(form.get("email", ""))
+    if email_is_fixed(state):
+        assert state.claimed_email is not None
         email = state.claimed_email
     else:
         try:
-            email = normalize_typed_email(str(form.get("email", "")))
+            email = normalize_typed_email(
+                typed, allow_test_domains=sso.allow_reserved_email_domains
+            )
         except InvalidEmail as exc:
-            return await render_signup(request, state, rd, status=400, error=exc.message)
+            return await _answer(
+                request,
+                session,
+                rd,
+                status=400,
+                error=_email_problem(lang, exc),
+                typed_email=typed.strip(),
+            )
     allowed = ctx.tenant.config.allowed_email_domains
     if not domain_allowed(email, allowed):
-        message = "Please use your work address at " + ", ".join(allowed) + "."
-        return await render_signup(request, state, rd, status=400, error=message, typed_email=email)
+        message = _("Please use your work address at %(domains)s.") % {
+            "domains": ", ".join(allowed)
+        }
+        return await _answer(
+            request, session, rd, status=400, error=message, typed_email=typed.strip()
+        )
+    replaced = await sso.codes.pending_email(host, session.user_key)
 
     async def deliver(issued: IssuedCode) -> None:
         message = build_verification_message(
@@ -188,6 +301,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
             desk_name=ctx.tenant.config.display_name if ctx.tenant else host,
             code=issued.code,
             code_ttl_minutes=issued.ttl_minutes,
+            lang=lang.code,
         )
         await sso.mailer.send(message)
 
@@ -195,8 +309,13 @@ async def send_code(request: web.Request) -> web.StreamResponse:
         await sso.codes.send_new_code(host, session.user_key, email, ctx.client_ip, deliver)
     except ValueError:
         # Nothing a user can fix by retrying (an address the mail layer refuses).
-        return await render_signup(
-            request, state, rd, status=400, error="We cannot send mail to this address."
+        return await _answer(
+            request,
+            session,
+            rd,
+            status=400,
+            error=_("We cannot send mail to this address."),
+            typed_email=typed.strip(),
         )
     except SendRefused as exc:
         if exc.reason == "cooldown" and await _is_double_click(
@@ -212,17 +331,20 @@ async def send_code(request: web.Request) -> web.StreamResponse:
             user=session.user_key,
             reason=exc.reason,
         )
-        minutes = max(1, int(exc.retry_after // 60 + 1))
-        wait = (
-            f"{int(exc.retry_after) + 1} seconds" if exc.retry_after < 120 else f"{minutes} minutes"
-        )
-        return await render_signup(
+        if exc.retry_after < 120:
+            seconds = int(exc.retry_after) + 1
+            wait = lang.ngettext("%(n)s second", "%(n)s seconds", seconds) % {"n": seconds}
+        else:
+            minutes = max(1, int(exc.retry_after // 60 + 1))
+            wait = lang.ngettext("%(n)s minute", "%(n)s minutes", minutes) % {"n": minutes}
+        return await _answer(
             request,
-            state,
+            session,
             rd,
             status=429,
-            error=f"Too many codes were requested. Please try again in {wait}.",
-            typed_email=email,
+            error=_("Too many codes were requested. Please try again in %(wait)s.")
+            % {"wait": wait},
+            typed_email=typed.strip() or email,
         )
     except MailError as exc:
         metrics.CODES_SEND_FAILED.labels(host, "smtp").inc()
@@ -233,19 +355,25 @@ async def send_code(request: web.Request) -> web.StreamResponse:
             user=session.user_key,
             reason=str(exc),
         )
-        return await render_signup(
+        return await _answer(
             request,
-            state,
+            session,
             rd,
             status=503,
-            error="We could not send the code just now. Please try again in a moment.",
-            typed_email=email,
+            error=_("We could not send the code just now. Please try again in a moment."),
+            typed_email=typed.strip() or email,
         )
     metrics.CODES_SENT.labels(host).inc()
     logs.event(
         "verification_code_sent", request_id=ctx.request_id, tenant=host, user=session.user_key
     )
-    return redirect(_signup_url(rd), 303)
+    if replaced is None:
+        return redirect(_signup_url(rd), 303)
+    # A resend (or a new address): say so, since the screen itself looks the same.
+    notice = _("A new code was sent to %(email)s. Codes sent before it no longer work.") % {
+        "email": email
+    }
+    return await _answer(request, session, rd, status=200, notice=notice)
 
 
 # A second send this soon after the first is a double click rather than a resend.
@@ -280,27 +408,47 @@ async def verify(request: web.Request) -> web.StreamResponse:
         return redirect(rd, 303)
     if not _needs_signup(state):
         return redirect(rd, 303)  # a second click after success
+    lang = language(page_language(request))
+    _ = lang.gettext
     audit: dict[str, Any] = {"request_id": ctx.request_id, "tenant": host, "user": session.user_key}
     if result.outcome == "locked":
         metrics.LOCKOUTS.labels(host).inc()
         logs.warning("verification_lockout", **audit)
-        return await render_signup(
+        return await _answer(
             request,
-            state,
+            session,
             rd,
             status=429,
-            error="Too many wrong codes. That code no longer works: please send a new one.",
+            error=_("Too many wrong codes. That code no longer works: please send a new one."),
+        )
+    if result.outcome == "superseded":
+        logs.warning("verification_failed", reason="superseded", **audit)
+        return await _answer(
+            request,
+            session,
+            rd,
+            status=400,
+            error=_(
+                "That code was replaced by a newer one. Please use the code in the latest "
+                "email; this did not count as a wrong try."
+            ),
         )
     if result.outcome == "wrong":
         logs.warning("verification_failed", attempts_left=result.attempts_left, **audit)
-        left = result.attempts_left
-        tries = f" You have {left} {'try' if left == 1 else 'tries'} left." if left else ""
-        return await render_signup(
-            request, state, rd, status=400, error="That code is not right." + tries
-        )
+        left = result.attempts_left or 0
+        message = _("That code is not right.")
+        if left:
+            message += " " + lang.ngettext(
+                "You have %(n)s try left.", "You have %(n)s tries left.", left
+            ) % {"n": left}
+        return await _answer(request, session, rd, status=400, error=message)
     logs.warning("verification_failed", reason="expired_or_missing", **audit)
-    return await render_signup(
-        request, state, rd, status=400, error="That code has expired. Please send a new one."
+    return await _answer(
+        request,
+        session,
+        rd,
+        status=400,
+        error=_("That code has expired. Please send a new one."),
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from sidecar.config.model import Config, cross_field_problems
 from sidecar.oidc.credentials import FEDERATED_TOKEN_ENV
+from sidecar.pages.branding import LogoError, read_logo
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -177,6 +178,7 @@ def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
     document = _interpolate(document, [], env, problems)
     document = _read_secret_files(document, [], problems)
     _federated_token_defaults(document, env, problems)
+    problems.extend(f"{path}: {message}" for path, message in branding_file_problems(document))
     config: Config | None = None
     try:
         config = Config.model_validate(document)
@@ -187,6 +189,27 @@ def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
     if problems or config is None:
         raise ConfigError(problems)
     return config
+
+
+def branding_file_problems(document: Any) -> list[tuple[str, str]]:
+    """Each tenant's logo file must be readable, a PNG or SVG, and at most 64 KiB.
+
+    Judged on the document before validation, so it is reported together with every
+    other problem of the file; a value that is not a .png or .svg path is left to the
+    model, which says so.
+    """
+    problems: list[tuple[str, str]] = []
+    tenants = document.get("tenants") if isinstance(document, dict) else None
+    for index, tenant in enumerate(tenants if isinstance(tenants, list) else []):
+        branding = tenant.get("branding") if isinstance(tenant, dict) else None
+        logo = branding.get("logo_file") if isinstance(branding, dict) else None
+        if not isinstance(logo, str) or not logo.lower().endswith((".png", ".svg")):
+            continue
+        try:
+            read_logo(logo)
+        except LogoError as exc:
+            problems.append((f"tenants[{index}].branding.logo_file", str(exc)))
+    return problems
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from sidecar.oidc.credentials import CertificateError, ClientCertificate, load_certificate
 from sidecar.oidc.discovery import normalize_authority, validate_tenant
+from sidecar.pages.colour import AA_NORMAL_TEXT, WHITE, contrast_ratio, parse_hex_colour
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -203,6 +204,9 @@ class SignupConfig(_Model):
     resend_cooldown: Duration = 60.0
     max_sends_per_hour: int = Field(default=5, ge=1)
     max_sends_per_hour_per_ip: int = Field(default=50, ge=1)
+    # Typed addresses in special-use domains (`.test`, `example.com`, RFC 2606 / RFC 6761)
+    # are refused, since no mail reaches them; a demo or test setup accepts them.
+    allow_reserved_email_domains: bool = False
 
 
 class SmtpConfig(_Model):
@@ -430,6 +434,42 @@ def _upstream_origin(value: object) -> object:
     return value
 
 
+def _accent_colour(value: object) -> str:
+    """A tenant's accent colour: #rrggbb with WCAG AA contrast (4.5:1) against white,
+    since it carries white button text and links on white (WCAG 2.2 §1.4.3)."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("colour", 'must be a colour written #rrggbb, e.g. "#0f6cbd"')
+    try:
+        colour = parse_hex_colour(value.strip())
+    except ValueError:
+        raise PydanticCustomError(
+            "colour", 'must be a colour written #rrggbb, e.g. "#0f6cbd", got {v!r}', {"v": value}
+        ) from None
+    ratio = contrast_ratio(colour, WHITE)
+    if ratio < AA_NORMAL_TEXT:
+        raise PydanticCustomError(
+            "colour",
+            "{v} has a contrast of {r}:1 against white; WCAG AA needs at least 4.5:1 "
+            "(choose a darker shade)",
+            {"v": colour, "r": f"{ratio:.2f}"},
+        )
+    return colour
+
+
+def _logo_path(value: object) -> object:
+    if isinstance(value, str) and not value.lower().endswith((".png", ".svg")):
+        raise PydanticCustomError("logo", "must be a .png or .svg file, got {v!r}", {"v": value})
+    return value
+
+
+class BrandingConfig(_Model):
+    """A tenant's look on the sidecar's pages (the file is read by the loader's checks)."""
+
+    logo_file: Annotated[str, BeforeValidator(_logo_path)] | None = None
+    accent_color: Annotated[str, BeforeValidator(_accent_colour)] | None = None
+    support_contact: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class TenantConfig(_Model):
     host: HostName
     upstream: Annotated[HttpUrl, AfterValidator(_upstream_origin)]
@@ -439,6 +479,10 @@ class TenantConfig(_Model):
     logout_paths: PathPrefixes = ()
     allowed_email_domains: tuple[HostName, ...] = ()
     sso: SsoConfig | None = None
+    branding: BrandingConfig | None = None
+    # Cache-Control: no-store on signed-in HTML the desk sends without a cache header of
+    # its own, so Back after sign-out on a shared computer cannot show the last user's page.
+    signed_in_no_store: bool = True
 
     @model_validator(mode="after")
     def _sso_needs_pro(self) -> TenantConfig:

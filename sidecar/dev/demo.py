@@ -58,6 +58,8 @@ server:
 session:
   store: memory
   secret_keys: ["{session_key}"]
+signup:
+  allow_reserved_email_domains: true   # the demo's users have .test addresses
 email:
   backend: console
 tenants:

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from sidecar.pages.i18n import N_
 from sidecar.paths import remove_dot_segments, split_target
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE
@@ -51,8 +52,8 @@ def own_routes_middleware(*, routes: Routes) -> Middleware:
                 request,
                 status=404,
                 error="not_found",
-                title="Not found",
-                message="There is no such page.",
+                title=N_("Not found"),
+                message=N_("There is no such page."),
                 request_id=ctx.request_id,
             )
         route = methods.get(request.method) or (

@@ -21,6 +21,7 @@ from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_lis
 from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
 from sidecar.middleware.framing import framing_refusal
+from sidecar.pages.i18n import N_
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.store import StoreUnavailable
@@ -136,8 +137,8 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
                 request,
                 status=503,
                 error="store_unavailable",
-                title="Sign-in is unavailable",
-                message="We cannot check your sign-in right now. Please try again in a minute.",
+                title=N_("Sign-in is unavailable"),
+                message=N_("We cannot check your sign-in right now. Please try again in a minute."),
                 request_id=request_id,
             )
             return response
@@ -152,8 +153,8 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
                 request,
                 status=500,
                 error="internal_error",
-                title="Something went wrong",
-                message="The sign-in service hit an unexpected error. Please try again.",
+                title=N_("Something went wrong"),
+                message=N_("The sign-in service hit an unexpected error. Please try again."),
                 request_id=request_id,
             )
             return response

@@ -6,6 +6,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.headers import FORWARDED_HOST, last_listed
+from sidecar.pages.i18n import N_
 from sidecar.responses import error_response
 from sidecar.scope import SCOPE
 from sidecar.tenants import BadHost, TenantTableRef, parse_host
@@ -26,7 +27,7 @@ def tenant_middleware(*, tenants: TenantTableRef) -> Middleware:
                 request,
                 status=400,
                 error="bad_host",
-                title="Bad request",
+                title=N_("Bad request"),
                 message=f"{exc}.",
                 request_id=ctx.request_id,
             )
@@ -38,8 +39,8 @@ def tenant_middleware(*, tenants: TenantTableRef) -> Middleware:
                 request,
                 status=421,
                 error="unknown_host",
-                title="Unknown service desk",
-                message="This address is not a TicketLog service desk served here.",
+                title=N_("Unknown service desk"),
+                message=N_("This address is not a TicketLog service desk served here."),
                 request_id=ctx.request_id,
             )
         ctx.tenant = found

@@ -5,7 +5,13 @@ and wrap the returned string in a response themselves.
 
 Every page inlines :data:`STYLESHEET` in a ``<style>`` element and carries no
 script, no outside font, image or stylesheet, so it works under the sidecar's
-``default-src 'none'; style-src 'unsafe-inline'`` policy and without JavaScript.
+``default-src 'none'; style-src 'unsafe-inline'; img-src data:`` policy and
+without JavaScript.
+
+Pages are rendered in one of the shipped languages (:mod:`sidecar.pages.i18n`):
+templates mark their text with ``_()`` / ``{% trans %}``, and ``<html lang>``
+names the language used. A tenant's look (:class:`PageLook`) gives the desk's
+name, logo, accent colour and support contact.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+
+from sidecar.pages.branding import DEFAULT_LOOK, PageLook
+from sidecar.pages.i18n import DEFAULT_LANGUAGE, language
 
 __all__ = ["STYLESHEET", "error_page", "initials", "render_page"]
 
@@ -40,9 +49,10 @@ def initials(text: object) -> str:
 
 
 @functools.cache
-def _environment() -> Environment:
+def _environment(lang: str) -> Environment:
     env = Environment(
         loader=FileSystemLoader(_TEMPLATES),
+        extensions=["jinja2.ext.i18n"],
         # HTML is escaped; plain-text templates (*.txt, e.g. mail bodies) are not;
         # anything else errs on the safe side.
         autoescape=select_autoescape(
@@ -58,18 +68,31 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["initials"] = initials
+    # `{% trans %}` blocks are one line of text in the catalogue whatever the template's
+    # line breaks (babel.cfg extracts them the same way).
+    env.policies["ext.i18n.trimmed"] = True
     # Trusted, static CSS: Markup keeps autoescape from mangling selectors like ">".
     env.globals["stylesheet"] = Markup(STYLESHEET)  # noqa: S704
+    # newstyle: `_("... %(name)s", name=x)` escapes x and fails loudly on a missing one.
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        language(lang).translations, newstyle=True
+    )
     return env
 
 
-def render_page(template: str, **context: object) -> str:
-    """Render ``template`` (a file name in ``pages/templates``) with ``context``.
+def render_page(
+    template: str, *, lang: str = DEFAULT_LANGUAGE, look: PageLook = DEFAULT_LOOK, **context: object
+) -> str:
+    """Render ``template`` (a file name in ``pages/templates``) with ``context``, in the
+    language ``lang`` and with the tenant's ``look``.
 
     HTML templates are autoescaped; a variable a template needs but that is not
     passed raises :class:`jinja2.UndefinedError`.
     """
-    return _environment().get_template(template).render(**context)
+    code = language(lang).code
+    if look.desk_name:
+        context.setdefault("desk_name", look.desk_name)
+    return _environment(code).get_template(template).render(lang=code, look=look, **context)
 
 
 def error_page(
@@ -81,21 +104,31 @@ def error_page(
     details: str | None = None,
     action_url: str | None = None,
     action_label: str | None = None,
+    sign_in_url: str | None = None,
+    lang: str = DEFAULT_LANGUAGE,
+    look: PageLook = DEFAULT_LOOK,
 ) -> str:
-    """The error page (400/403/421/429/502/503/504 ...).
+    """The error page (400/403/421/429/502/503/504 ...), in ``lang``.
 
-    ``details`` (technical text, e.g. an AADSTS code) is shown in a collapsed
-    "Technical details" section only when given; ``action_url`` becomes a button
-    link labelled ``action_label`` (default "Continue"); ``request_id`` is shown as
-    "Reference: ..." in small text.
+    ``title`` and ``message`` are English catalogue messages, translated here (text
+    not in the catalogue is shown as given). ``details`` (technical text, e.g. an
+    AADSTS code) is shown in a collapsed "Technical details" section only when
+    given; ``action_url`` becomes a button link labelled ``action_label`` (default
+    "Continue"); ``sign_in_url`` becomes "Sign in again"; ``request_id`` is shown as
+    "Reference: ..." in small text. The page names the desk and, when the tenant
+    set one, its support contact.
     """
+    translate = language(lang).gettext
     return render_page(
         "error.html",
-        title=title,
-        message=message,
+        lang=lang,
+        look=look,
+        title=translate(title),
+        message=translate(message),
         status=status,
         request_id=request_id,
         details=details,
         action_url=action_url,
-        action_label=action_label or "Continue",
+        action_label=translate(action_label or "Continue"),
+        sign_in_url=sign_in_url,
     )

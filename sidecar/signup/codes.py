@@ -24,6 +24,8 @@ Sending is two-phase so that refused or failed sends never count (contract:
 * ``confirm_sent`` stores the code (HMAC only) and makes it the user's current
   code; the previous code, if any, is void from then on (only the most recently
   *sent* code works, so a mail arriving late cannot revive an old code). The
+  new code remembers the HMACs of the few codes it replaced, so a user typing
+  one from an older mail is told so ("superseded") without losing a try. The
   cooldown restarts from the moment the mail went out.
 * ``abandon`` releases the reservation. Since the new code was never stored,
   a previously sent, still-valid code keeps working: a failed resend does not
@@ -55,7 +57,9 @@ _MAX_RAW_CODE_INPUT = 64  # longer form input is not a code; don't even strip it
 _MAC_LABEL = "ticketlog-sso/signup-code/v1"
 
 SendRefusal = Literal["cooldown", "user_hourly_limit", "ip_hourly_limit"]
-VerifyOutcome = Literal["ok", "wrong", "locked", "expired_or_missing"]
+VerifyOutcome = Literal["ok", "wrong", "locked", "expired_or_missing", "superseded"]
+# Replaced codes recognised as such (the user's inbox holds at most a few).
+_SUPERSEDED_KEPT = 3
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ class VerifyResult:
     """Outcome of one verification attempt.
 
     ok -> create the account with ``email``; wrong -> 400 with ``attempts_left``;
-    locked -> 429, a new code must be sent; expired_or_missing -> 400, send a new code.
+    locked -> 429, a new code must be sent; expired_or_missing -> 400, send a new code;
+    superseded -> a code a newer one replaced: 400, and no try was used.
     """
 
     outcome: VerifyOutcome
@@ -137,6 +142,8 @@ class _CodeRecord:
     mac: str  # "" once voided
     expires_at: float
     locked: bool
+    # (email, mac) of the codes this one replaced, newest first.
+    superseded: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -146,6 +153,7 @@ class _CodeRecord:
                 "mac": self.mac,
                 "exp": self.expires_at,
                 "locked": self.locked,
+                "sup": [list(pair) for pair in self.superseded],
             },
             separators=(",", ":"),
         ).encode()
@@ -160,6 +168,7 @@ class _CodeRecord:
                 mac=str(data["mac"]),
                 expires_at=float(data["exp"]),
                 locked=bool(data["locked"]),
+                superseded=tuple((str(e), str(m)) for e, m in data.get("sup", ())),
             )
         except (ValueError, KeyError, TypeError):
             # Unreadable: treated as no code at all (fail closed); the next
@@ -384,6 +393,11 @@ class VerificationCodes:
         """The mail went out: store the code, make it current, restart the cooldown."""
         policy = self._policy
         ns = self._user_ns(issued.host, issued.user_key)
+        replaced = await self._current_record(ns)
+        superseded: tuple[tuple[str, str], ...] = ()
+        if replaced is not None and replaced.code_id != issued.code_id:
+            own = ((replaced.email, replaced.mac),) if replaced.mac else ()
+            superseded = (own + replaced.superseded)[:_SUPERSEDED_KEPT]
         record = _CodeRecord(
             code_id=issued.code_id,
             email=issued.email,
@@ -391,6 +405,7 @@ class VerificationCodes:
             # The code lives ttl from the moment it was sent, as the mail says.
             expires_at=self._clock() + policy.ttl,
             locked=False,
+            superseded=superseded,
         )
         current_key = self._current_key(ns)
         previous = await self._store.get(current_key)
@@ -460,6 +475,12 @@ class VerificationCodes:
         if now >= record.expires_at:
             return VerifyResult("expired_or_missing")
 
+        if candidate is not None and self._superseded(host, user_key, record, candidate):
+            # A code from an older mail: the user's mistake, not a guess. It uses up no
+            # try: a guess costs the same whatever it is, and matching a replaced code
+            # (which works for nothing) tells a guesser nothing about the current one.
+            return VerifyResult("superseded")
+
         # SECURITY (online brute force): count the attempt atomically BEFORE
         # comparing. Read-compare-write would let parallel guesses all see
         # "0 attempts so far" and test far more than max_attempts of the 10^6
@@ -507,6 +528,17 @@ class VerificationCodes:
             await self._store.set(code_key, void.to_json(), max(1.0, record.expires_at - now))
             return VerifyResult("locked")
         return VerifyResult("wrong", attempts_left=policy.max_attempts - attempt)
+
+    def _superseded(self, host: str, user_key: str, record: _CodeRecord, candidate: str) -> bool:
+        """``candidate`` is a code ``record`` replaced (and not the current one)."""
+        if record.mac and hmac.compare_digest(
+            self._mac(host, user_key, record.email, candidate), record.mac
+        ):
+            return False
+        return any(
+            hmac.compare_digest(self._mac(host, user_key, email, candidate), mac)
+            for email, mac in record.superseded
+        )
 
     async def _current_record(self, ns: str) -> _CodeRecord | None:
         current = await self._store.get(self._current_key(ns))

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 import idna
 from email_validator import EmailNotValidError, validate_email
 
+from sidecar.pages.i18n import N_
+
 # RFC 5321 caps a forward path at 256 octets including the angle brackets.
 MAX_EMAIL_LENGTH = 254
 
@@ -35,13 +37,13 @@ def normalize_typed_email(raw: str, *, allow_test_domains: bool = False) -> str:
     (it is plain text: the template escapes it).
     """
     if not isinstance(raw, str):
-        raise InvalidEmail("Please enter an email address.")
+        raise InvalidEmail(N_("Please enter an email address."))
     candidate = raw.strip()
     if not candidate:
-        raise InvalidEmail("Please enter an email address.")
+        raise InvalidEmail(N_("Please enter an email address."))
     if len(candidate) > MAX_EMAIL_LENGTH:
         # Checked before parsing so an oversized form field costs nothing.
-        raise InvalidEmail("That email address is too long.")
+        raise InvalidEmail(N_("That email address is too long."))
     try:
         # SECURITY: allow_smtputf8=False keeps every address pure ASCII, so it
         # can go into mail headers, the envelope and the X-TicketLog-Email HTTP
@@ -57,8 +59,10 @@ def normalize_typed_email(raw: str, *, allow_test_domains: bool = False) -> str:
             allow_domain_literal=False,
             allow_display_name=False,
             allow_empty_local=False,
-            # Claims from a development Entra use the reserved `.test` TLD (RFC 2606).
+            # Claims from a development Entra use the reserved `.test` TLD (RFC 2606);
+            # a demo accepts typed addresses in any special-use domain (RFC 6761).
             test_environment=allow_test_domains,
+            globally_deliverable=not allow_test_domains,
         )
     except EmailNotValidError as exc:
         # email-validator's messages are written for end users.

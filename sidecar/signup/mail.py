@@ -26,6 +26,8 @@ from typing import Literal, Protocol, TextIO
 
 import aiosmtplib
 
+from sidecar.pages.i18n import DEFAULT_LANGUAGE, language
+
 TlsMode = Literal["starttls", "implicit", "none"]
 
 _MAX_DISPLAY = 120
@@ -99,17 +101,20 @@ def build_verification_message(
     desk_name: str,
     code: str,
     code_ttl_minutes: int,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> EmailMessage:
-    """The verification mail: plain text (the code on its own line) plus HTML."""
+    """The verification mail in ``lang``: plain text (the code on its own line) plus HTML."""
     if len(code) != 6 or not all("0" <= c <= "9" for c in code):
         raise ValueError("code must be 6 ASCII digits")
+    speaks = language(lang)
+    _ = speaks.gettext
     sender = parse_from_address(from_addr)
     recipient = _address(display_name or "", to_addr, "recipient")
-    desk = clean_header_text(desk_name) or "your service desk"
+    desk = clean_header_text(desk_name) or _("your service desk")
     greeting_name = recipient.display_name
 
     msg = EmailMessage(policy=email_policy.SMTP)
-    msg["Subject"] = f"Your TicketLog verification code for {desk}"
+    msg["Subject"] = _("Your TicketLog verification code for %(desk)s") % {"desk": desk}
     msg["From"] = sender
     msg["To"] = recipient
     msg["Date"] = formatdate(usegmt=True)
@@ -119,16 +124,36 @@ def build_verification_message(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
 
-    greeting = f"Hello {greeting_name}," if greeting_name else "Hello,"
-    minutes = f"{code_ttl_minutes} minute{'s' if code_ttl_minutes != 1 else ''}"
+    minutes = speaks.ngettext("%(n)s minute", "%(n)s minutes", code_ttl_minutes) % {
+        "n": code_ttl_minutes
+    }
+    lines = {
+        "code_is": _("Your verification code for %(desk)s is:"),
+        "enter": _(
+            "Enter it on the sign-up page to confirm your email address. "
+            "It expires in %(minutes)s and works once."
+        ),
+        "ignore": _(
+            "If you did not try to sign in to %(desk)s, ignore this email: "
+            "no account is created without the code. Never share this code."
+        ),
+    }
+
+    def text(key: str, escape: bool = False) -> str:
+        values = {"desk": desk, "minutes": minutes}
+        if escape:
+            values = {k: html.escape(v) for k, v in values.items()}
+        return lines[key] % values
+
+    def greeting(name: str) -> str:
+        return _("Hello %(name)s,") % {"name": name} if name else _("Hello,")
+
     plain = (
-        f"{greeting}\n\n"
-        f"Your verification code for {desk} is:\n\n"
+        f"{greeting(greeting_name)}\n\n"
+        f"{text('code_is')}\n\n"
         f"{code}\n\n"
-        f"Enter it on the sign-up page to confirm your email address. "
-        f"It expires in {minutes} and works once.\n\n"
-        f"If you did not try to sign in to {desk}, ignore this email: "
-        f"no account is created without the code. Never share this code.\n"
+        f"{text('enter')}\n\n"
+        f"{text('ignore')}\n"
     )
     # quoted-printable keeps the digits readable in the raw mail whatever the
     # charset of the names around them (base64 would hide them).
@@ -137,23 +162,22 @@ def build_verification_message(
     # SECURITY (HTML injection in the mail): every interpolated value is
     # escaped; the names come from the ID token and could carry markup.
     e = html.escape
-    hello = f"Hello {e(greeting_name)}," if greeting_name else "Hello,"
+    title = _("%(desk)s verification code") % {"desk": e(desk)}
     html_body = (
         "<!DOCTYPE html>\n"
-        '<html><head><meta charset="utf-8">'
-        f"<title>{e(desk)} verification code</title></head>\n"
+        f'<html lang="{speaks.code}"><head><meta charset="utf-8">'
+        f"<title>{title}</title></head>\n"
         '<body style="font-family:sans-serif">\n'
-        f"<p>{hello}</p>\n"
-        f"<p>Your verification code for {e(desk)} is:</p>\n"
+        f"<p>{greeting(e(greeting_name))}</p>\n"
+        f"<p>{text('code_is', escape=True)}</p>\n"
         '<p style="font-size:28px;font-weight:bold;letter-spacing:6px;font-family:monospace">'
         f"{e(code)}</p>\n"
-        "<p>Enter it on the sign-up page to confirm your email address. "
-        f"It expires in {e(minutes)} and works once.</p>\n"
-        f"<p>If you did not try to sign in to {e(desk)}, ignore this email: "
-        "no account is created without the code. Never share this code.</p>\n"
+        f"<p>{text('enter', escape=True)}</p>\n"
+        f"<p>{text('ignore', escape=True)}</p>\n"
         "</body></html>\n"
     )
     msg.add_alternative(html_body, subtype="html", cte="quoted-printable")
+    msg["Content-Language"] = speaks.code  # RFC 3282 (set_content drops Content-* headers)
     return msg
 
 

@@ -145,6 +145,6 @@ async def test_a_send_after_lockout_inside_the_cooldown_is_429() -> None:
         for _ in range(5):
             await browser.post("/.sso/verify", {"csrf_token": csrf, "code": wrong, "rd": "/echo"})
         await asyncio.sleep(5.2)  # past the double-click window, still inside the cooldown
-        again = await browser.post("/.sso/signup", {"csrf_token": csrf, "rd": "/echo"})
+        again = await browser.submit("/.sso/signup", {"csrf_token": csrf, "rd": "/echo"})
         assert again.status == 429
         assert "try again in" in again.text

@@ -146,10 +146,26 @@ async def test_unassigned_user_gets_403_page_with_advice(world: World) -> None:
     assert "assign" in reply.text
 
 
-async def test_declined_consent_gets_403_page(world: World) -> None:
-    reply = await world.browser("dave").open("/")
+async def test_cancel_at_entra_says_so_and_offers_sign_in_again_to_the_same_page(
+    world: World,
+) -> None:
+    """Dave presses Cancel on Entra's consent prompt (AADSTS65004, user declined)."""
+    reply = await world.browser("dave").open("/tickets/42?view=full")
     assert reply.status == 403
-    assert "declined" in reply.text.lower()
+    assert "You cancelled signing in" in reply.text
+    assert "Permission was declined" not in reply.text
+    assert 'href="/.sso/login?rd=/tickets/42%3Fview%3Dfull"' in reply.text
+    assert ">Sign in again<" in reply.text
+
+
+async def test_cancel_at_entra_in_german(world: World) -> None:
+    browser = world.browser("dave")
+    browser.headers["Accept-Language"] = "de-CH, de;q=0.9, en;q=0.5"
+    reply = await browser.open("/")
+    assert reply.status == 403
+    assert '<html lang="de">' in reply.text
+    assert "Sie haben die Anmeldung abgebrochen" in reply.text
+    assert "Erneut anmelden" in reply.text
 
 
 async def test_replayed_callback_and_foreign_browser_are_refused(world: World) -> None:
@@ -162,7 +178,13 @@ async def test_replayed_callback_and_foreign_browser_are_refused(world: World) -
     assert (await attacker.get(callback)).status == 400
     first = await victim.get(callback)
     assert first.status == 303
-    assert (await victim.get(callback)).status == 400  # replayed by the same browser
+    # Opened again by the same, now signed-in browser (Back, a reload): it lands on rd.
+    again = await victim.get(callback)
+    assert (again.status, again.headers["Location"]) == (303, "/x")
+    assert "Set-Cookie" not in again.headers
+    # Signed out, the same replay is refused as before.
+    await victim.get("/.sso/logout")
+    assert (await victim.get(callback)).status == 400
 
 
 async def test_callback_without_state_or_with_repeated_parameters_is_400(world: World) -> None:

@@ -69,6 +69,13 @@ async def enter_code(browser: Browser, code: str) -> Reply:
     )
 
 
+async def shown(browser: Browser, reply: Reply) -> Reply:
+    """The screen a form POST sends the browser back to (post/redirect/get)."""
+    assert reply.status == 303, (reply.status, reply.text[:300])
+    assert reply.headers["Location"].startswith("/.sso/signup?rd=")
+    return await browser.get(reply.headers["Location"])
+
+
 async def test_screen_shows_entra_identity_with_locked_email_and_advice(world: World) -> None:
     _, page = await at_signup(world, "alice")
     assert "Alice Example" in page.text
@@ -82,9 +89,9 @@ async def test_wrong_codes_lock_out_and_the_right_code_then_fails(world: World) 
     assert (await send_code(browser, page)).status == 303
     code = world.smtp.last_code()
     wrong = "000000" if code != "000000" else "111111"
-    statuses = [(await enter_code(browser, wrong)).status for _ in range(5)]
+    statuses = [(await shown(browser, await enter_code(browser, wrong))).status for _ in range(5)]
     assert statuses == [400, 400, 400, 400, 429]
-    assert (await enter_code(browser, code)).status == 429
+    assert (await shown(browser, await enter_code(browser, code))).status == 429
     assert (await browser.get("/api", navigate=False)).status == 403
 
 
@@ -92,7 +99,9 @@ async def test_wrong_code_page_says_how_many_tries_are_left(world: World) -> Non
     browser, page = await at_signup(world, "alice")
     await send_code(browser, page)
     code = world.smtp.last_code()
-    reply = await enter_code(browser, "999999" if code != "999999" else "888888")
+    reply = await shown(
+        browser, await enter_code(browser, "999999" if code != "999999" else "888888")
+    )
     assert reply.status == 400
     assert "4 tries left" in reply.text
 
@@ -103,7 +112,7 @@ async def test_expired_code_fails(world: World) -> None:
         await send_code(browser, page)
         code = short.smtp.last_code()
         await asyncio.sleep(1.2)
-        reply = await enter_code(browser, code)
+        reply = await shown(browser, await enter_code(browser, code))
         assert reply.status == 400
         assert "expired" in reply.text
 
@@ -111,7 +120,7 @@ async def test_expired_code_fails(world: World) -> None:
 async def test_smtp_down_shows_retry_page_and_creates_nothing(world: World) -> None:
     async with open_world(edit=lambda d: d["email"]["smtp"].update(port=1)) as broken:
         browser, page = await at_signup(broken, "alice")
-        reply = await send_code(browser, page)
+        reply = await shown(browser, await send_code(browser, page))
         assert reply.status == 503
         assert "could not send the code" in reply.text
         assert (await browser.get("/api", navigate=False)).status == 403
@@ -124,8 +133,9 @@ async def test_typed_address_when_entra_sends_no_email(world: World) -> None:
     browser, page = await at_signup(world, "bob")
     assert 'name="email"' in page.text
     assert not email_input_is_readonly(page)
-    bad = await send_code(browser, page, email="not-an-address")
+    bad = await shown(browser, await send_code(browser, page, email="not-an-address"))
     assert bad.status == 400
+    assert 'value="not-an-address"' in bad.text  # a refused address stays in the field
     assert (await send_code(browser, page, email="Bob@Contoso.com")).status == 303
     code = world.smtp.last_code(to="bob@contoso.com")
     done = await enter_code(browser, code)
@@ -140,8 +150,9 @@ async def test_allowed_email_domains_refuse_other_addresses() -> None:
         edit=lambda d: d["tenants"][0].update(allowed_email_domains=["contoso.com"]),
     ) as w:
         browser, page = await at_signup(w, "bob")
-        reply = await send_code(browser, page, email="bob@sub.contoso.com")
+        reply = await shown(browser, await send_code(browser, page, email="bob@sub.contoso.com"))
         assert reply.status == 400
+        assert 'value="bob@sub.contoso.com"' in reply.text
         assert "contoso.com" in reply.text
         assert (await send_code(browser, page, email="bob@CONTOSO.com")).status == 303
 

@@ -316,11 +316,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_wheel_carries_the_templates_and_the_stylesheet(installed: Installed) -> None:
+def test_the_wheel_carries_the_templates_the_stylesheet_and_the_catalogues(
+    installed: Installed,
+) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     pages = k8s.REPO / "sidecar" / "pages"
-    expected = [*pages.glob("templates/*.html"), *pages.glob("static/*")]
+    expected = [
+        *pages.glob("templates/*.html"),
+        *pages.glob("static/*"),
+        *pages.glob("locale/*/LC_MESSAGES/*.po"),
+    ]
     assert any(p.suffix == ".css" for p in expected)
+    assert {p.parts[-3] for p in expected if p.suffix == ".po"} == {"de", "es", "fr"}
     for path in expected:
         assert path.relative_to(k8s.REPO).as_posix() in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

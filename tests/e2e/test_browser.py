@@ -8,16 +8,18 @@ that name to 127.0.0.1, so the Host header, the cookies and the redirect URIs ar
 what a customer's browser would produce.
 
 Screenshots of every screen land in ``artifacts/screenshots/`` (git-ignored); the first
-signup step is also what ``docs/signup-screen.png`` shows.
+signup step is also what ``docs/signup-screen.png`` shows, and the walk in two languages at
+desktop and phone width gives ``docs/signup-screen-en.png`` and ``docs/signup-screen-de.png``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import (
@@ -53,7 +55,9 @@ class BrowserWorld:
 
 
 @asynccontextmanager
-async def open_browser_world() -> AsyncIterator[BrowserWorld]:
+async def open_browser_world(
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> AsyncIterator[BrowserWorld]:
     """tests/world.py's world, but with the emulator registered for the sidecar's real port.
 
     The sidecar builds its redirect URIs from the Host header's port, so the emulated app
@@ -72,6 +76,8 @@ async def open_browser_world() -> AsyncIterator[BrowserWorld]:
             document = world_config(
                 desk_url=desk_url, emulator_url=emulator_url, smtp_port=controller.port
             )
+            if edit is not None:
+                edit(document)
             async with run_sidecar(config_from(document)) as sidecar:
                 base = f"http://{HOST}:{sidecar.listeners.public_port}"
                 emulator.tenants.append(sample_tenant(base))
@@ -105,8 +111,10 @@ async def launch_chromium(playwright: Playwright) -> Browser:
     )
 
 
-async def new_context(browser: Browser) -> BrowserContext:
-    context = await browser.new_context(viewport={"width": 1000, "height": 760}, locale="en-GB")
+async def new_context(
+    browser: Browser, *, locale: str = "en-GB", width: int = 1000, height: int = 760
+) -> BrowserContext:
+    context = await browser.new_context(viewport={"width": width, "height": height}, locale=locale)
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     return context
@@ -156,10 +164,10 @@ async def test_signup_desk_logout_and_error_pages_in_chromium(screenshot_dir: Pa
             assert world.smtp.envelopes[0].rcpt_tos == [ALICE_EMAIL]
             code = world.smtp.last_code(to=ALICE_EMAIL)
 
-            # A wrong code: 400 with the form again and the error said.
+            # A wrong code: redirected (post/redirect/get) to the form again, 400, the error said.
             wrong = f"{(int(code) + 1) % 1_000_000:06d}"
             await page.locator("#code").fill(wrong)
-            async with page.expect_response(re.compile(r"/\.sso/verify$")) as answer:
+            async with page.expect_response(re.compile(r"/\.sso/signup\?rd=")) as answer:
                 await page.get_by_role("button", name="Verify and continue").click()
             assert (await answer.value).status == 400
             await expect_(page.locator("#form-error")).to_contain_text("not right")
@@ -218,3 +226,164 @@ async def test_signup_desk_logout_and_error_pages_in_chromium(screenshot_dir: Pa
         finally:
             await browser.close()
     print(f"\nscreenshots: {screenshot_dir}")
+
+
+@dataclass(frozen=True)
+class Words:
+    """What the pages say in one language, as a user reads it."""
+
+    locale: str  # Chromium's locale: its Accept-Language
+    lang: str  # what <html lang> must say
+    welcome: str
+    send: str
+    check_email: str
+    verify: str
+    not_right: str
+    resend: str
+    resent: str
+    signed_out: str
+
+
+ENGLISH = Words(
+    "en-GB", "en", "Welcome to Contoso Service Desk", "Send verification code",
+    "Check your email", "Verify and continue", "not right", "Send a new code",
+    f"A new code was sent to {ALICE_EMAIL}.", "You have signed out of Contoso Service Desk",
+)  # fmt: skip
+GERMAN = Words(
+    "de-DE", "de", "Willkommen bei Contoso Service Desk", "Bestätigungscode senden",
+    "Sehen Sie in Ihre E-Mails", "Bestätigen und weiter", "Dieser Code stimmt nicht",
+    "Neuen Code senden", f"Ein neuer Code wurde an {ALICE_EMAIL} gesendet.",
+    "Sie haben sich bei Contoso Service Desk abgemeldet",
+)  # fmt: skip
+DESKTOP, PHONE = (1280, 800), (375, 740)
+
+
+@pytest.mark.parametrize("words", [ENGLISH, GERMAN], ids=["en", "de"])
+async def test_the_flow_in_two_languages_at_desktop_and_phone_width(
+    words: Words, screenshot_dir: Path
+) -> None:
+    """Sign-in, signup with a wrong code and a resend, the desk, Back, sign-out and Back
+    again, in one language, at desktop and 375 px width."""
+    async with async_playwright() as playwright:
+        browser = await launch_chromium(playwright)
+        try:
+            for size in (DESKTOP, PHONE):
+                async with open_browser_world() as world:
+                    await walk(browser, world, words, size, screenshot_dir)
+        finally:
+            await browser.close()
+
+
+async def walk(
+    browser: Browser, world: BrowserWorld, words: Words, size: tuple[int, int], shots: Path
+) -> None:
+    width, height = size
+    context = await new_context(browser, locale=words.locale, width=width, height=height)
+    page = await context.new_page()
+    name = f"{words.lang}-{width}"
+
+    await page.goto(world.base + "/?view=mine")
+    await pick_account(page, world, "Alice")
+    await expect_(page.get_by_role("heading", name=words.welcome)).to_be_visible()
+    assert await page.get_attribute("html", "lang") == words.lang
+    await assert_fits(page, width)
+    await page.screenshot(path=shots / f"{name}-signup-1.png", full_page=True)
+    await page.get_by_role("button", name=words.send).click()
+
+    await expect_(page.get_by_role("heading", name=words.check_email)).to_be_visible()
+    code = world.smtp.last_code(to=ALICE_EMAIL)
+    mail = world.smtp.messages()[-1]
+    assert mail["Content-Language"] == words.lang
+
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    await page.locator("#code").fill(wrong)
+    async with page.expect_response(re.compile(r"/\.sso/signup\?rd=")) as answer:
+        await page.get_by_role("button", name=words.verify).click()
+    assert (await answer.value).status == 400
+    await expect_(page.locator("#form-error")).to_contain_text(words.not_right)
+    await assert_fits(page, width)
+    await page.screenshot(path=shots / f"{name}-signup-2-wrong-code.png", full_page=True)
+
+    # A resend (once the 1 s cooldown of these tests has passed) says where the code went.
+    await page.wait_for_timeout(1100)
+    await page.get_by_role("button", name=words.resend).click()
+    await expect_(page.locator("#form-notice")).to_contain_text(words.resent)
+    await page.screenshot(path=shots / f"{name}-signup-3-resent.png", full_page=True)
+    code = world.smtp.last_code(to=ALICE_EMAIL)
+
+    await page.locator("#code").fill(code)
+    await page.get_by_role("button", name=words.verify).click()
+    await expect_(page.get_by_role("heading", name=DESK_HEADING)).to_be_visible()
+    assert page.url == world.base + "/?view=mine"  # rd kept through every form
+
+    # Back: the screen's GET, which sends a verified user on to the desk. No form resent.
+    await page.go_back()
+    await expect_(page.get_by_role("heading", name=DESK_HEADING)).to_be_visible()
+    assert not page.url.startswith("chrome-error:"), page.url
+
+    await page.goto(world.base + "/.sso/logout")
+    await page.wait_for_url(world.base + "/.sso/signed-out")
+    await expect_(page.get_by_role("heading", name=words.signed_out)).to_be_visible()
+    await page.screenshot(path=shots / f"{name}-signed-out.png", full_page=True)
+    # Back on a shared computer: the desk page is not shown again from the cache.
+    await page.go_back()
+    await page.wait_for_load_state()
+    await expect_(page.locator("#greeting")).to_have_count(0)
+    await context.close()
+
+
+async def assert_fits(page: Page, width: int) -> None:
+    """Nothing sticks out sideways: no horizontal scrolling at this width."""
+    scroll_width = await page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"page is {scroll_width}px wide in a {width}px viewport"
+
+
+async def test_branded_error_page_in_french_at_phone_width(
+    screenshot_dir: Path, tmp_path: Path
+) -> None:
+    """Cancel at Entra (dave declines consent) on a branded tenant: the page names the desk,
+    shows its logo (allowed by the pages' CSP), accent colour and support contact, and
+    "Sign in again" goes back to Entra for the page dave wanted."""
+    logo = tmp_path / "contoso.svg"
+    logo.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32" viewBox="0 0 120 32">'
+        '<rect width="120" height="32" rx="6" fill="#8a1538"/></svg>'
+    )
+
+    def brand(document: dict[str, Any]) -> None:
+        document["tenants"][0]["branding"] = {
+            "logo_file": str(logo),
+            "accent_color": "#8a1538",
+            "support_contact": "Service informatique, it-help@contoso.com",
+        }
+
+    async with open_browser_world(brand) as world, async_playwright() as playwright:
+        browser = await launch_chromium(playwright)
+        try:
+            context = await new_context(browser, locale="fr-FR", width=375, height=740)
+            page = await context.new_page()
+            await page.goto(world.base + "/tickets/42")
+            async with page.expect_response(re.compile(r"/\.sso/callback\?")) as refused:
+                await pick_account(page, world, "Dave")
+            assert (await refused.value).status == 403
+            assert await page.get_attribute("html", "lang") == "fr"
+            await expect_(
+                page.get_by_role("heading", name="Vous avez annulé la connexion")
+            ).to_be_visible()
+            await expect_(page.locator(".masthead-desk")).to_have_text("Contoso Service Desk")
+            await expect_(page.locator(".support")).to_contain_text("it-help@contoso.com")
+            logo_img = page.locator("img.masthead-logo")
+            await expect_(logo_img).to_be_visible()
+            assert await logo_img.evaluate("img => img.complete && img.naturalWidth") == 120
+            button = page.get_by_role("link", name="Se reconnecter")
+            colour = await button.evaluate("a => getComputedStyle(a).backgroundColor")
+            assert colour == "rgb(138, 21, 56)"
+            await assert_fits(page, 375)
+            await page.screenshot(
+                path=screenshot_dir / "fr-375-error-cancelled-branded.png", full_page=True
+            )
+            assert await button.get_attribute("href") == "/.sso/login?rd=/tickets/42"
+            await button.click()
+            await expect_(page.get_by_role("heading", name="Pick an account")).to_be_visible()
+        finally:
+            await browser.close()

@@ -212,7 +212,7 @@ def test_signup_step_one_without_entra_email_asks_for_a_typed_address() -> None:
     assert "email-hint" in described
     assert "Please do not change this address" not in html
     hint = text_of(html)
-    assert "Use your work address at contoso.com or contoso.co.uk." in hint
+    assert "Use your work address at contoso.com, contoso.co.uk." in hint
     assert the(html, "p", id="form-error")
     assert the(html, "div", id="messages")["aria-live"] in {"polite", "assertive"}
     assert "That address is not at contoso.com" in hint
@@ -241,8 +241,8 @@ def test_signup_aria_live_region_is_always_present() -> None:
     ("domains", "expected"),
     [
         (["contoso.com"], "Use your work address at contoso.com."),
-        (["a.com", "b.com"], "Use your work address at a.com or b.com."),
-        (["a.com", "b.com", "c.com"], "Use your work address at a.com, b.com or c.com."),
+        (["a.com", "b.com"], "Use your work address at a.com, b.com."),
+        (["a.com", "b.com", "c.com"], "Use your work address at a.com, b.com, c.com."),
     ],
 )
 def test_allowed_domains_hint(domains: list[str], expected: str) -> None:

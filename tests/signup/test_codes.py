@@ -198,10 +198,37 @@ async def test_new_code_voids_the_previous_one(store: Store, clock: FakeClock) -
     first = await send(codes)
     second = await send(codes, email="e.martin@contoso.com")
     if first.code != second.code:
-        assert (await codes.verify(HOST, USER, first.code)).outcome == "wrong"
+        assert (await codes.verify(HOST, USER, first.code)).outcome == "superseded"
     result = await codes.verify(HOST, USER, second.code)
     assert result.ok
     assert result.email == "e.martin@contoso.com"  # bound to the address it was sent to
+
+
+async def test_a_superseded_code_is_named_and_uses_up_no_try(
+    store: Store, clock: FakeClock
+) -> None:
+    codes = make(store, clock, NO_COOLDOWN)
+    older = [await send(codes) for _ in range(3)]
+    current = await send(codes)
+    stale = [i.code for i in older if i.code != current.code]
+    # Many more typings of old codes than max_attempts: none of them counts.
+    for _ in range(3):
+        for code in stale:
+            assert (await codes.verify(HOST, USER, code)).outcome == "superseded"
+    wrong = next(c for c in ("000000", "111111", "222222", "333333", "444444")
+                 if c != current.code and c not in stale)  # fmt: skip
+    assert (await codes.verify(HOST, USER, wrong)).attempts_left == codes.policy.max_attempts - 1
+    assert (await codes.verify(HOST, USER, current.code)).ok
+
+
+async def test_only_the_last_few_replaced_codes_are_remembered(
+    store: Store, clock: FakeClock
+) -> None:
+    codes = make(store, clock, NO_COOLDOWN)
+    oldest = await send(codes)
+    newer = [await send(codes) for _ in range(4)]
+    if oldest.code not in {i.code for i in newer}:
+        assert (await codes.verify(HOST, USER, oldest.code)).outcome == "wrong"
 
 
 async def test_code_is_bound_to_user_and_host(store: Store, clock: FakeClock) -> None:

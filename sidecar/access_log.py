@@ -29,6 +29,7 @@ class AccessLog:
         self._timer: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = ""
+        self.enabled = True  # off when the log level is above info (serve --log-level)
 
     def _time(self) -> str:
         now = time.time()
@@ -39,6 +40,8 @@ class AccessLog:
         return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
 
     def write(self, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         entry = {"time": self._time(), "level": "info", "event": "request", **fields}
         self._lines.append(_ENCODER.encode(entry))
         if len(self._lines) >= _BATCH:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sidecar.metrics import REGISTRY
+from sidecar.metrics import REGISTRY, STORE_UP
+from sidecar.responses import name_the_server
 from sidecar.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -22,6 +23,7 @@ async def readyz(request: web.Request) -> web.Response:
     """
     runtime = request.app[RUNTIME]
     store_ok = await runtime.store.ping()
+    STORE_UP.set(1 if store_ok else 0)
     ready = store_ok and not runtime.draining
     body = {
         "ready": ready,
@@ -40,6 +42,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 def build_admin_app(runtime: Runtime) -> web.Application:
     app = web.Application()
     app[RUNTIME] = runtime
+    app.on_response_prepare.append(name_the_server)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar import logs
-from sidecar.access_log import ACCESS_LOG
+from sidecar.access_log import ACCESS_LOG, RequestLogger
 from sidecar.admin import build_admin_app
 from sidecar.app import build_public_app
 from sidecar.config.advice import config_warnings
@@ -78,7 +79,9 @@ async def start_listeners(
     admin_addr = admin or split_listen(server.admin_listen)
     public_runner = QuietAppRunner(
         build_public_app(runtime),
-        access_log=None,
+        # Lines are written by RequestLogger itself (batched), not through this logger.
+        access_log=logging.getLogger("ticketlog_sso.access"),
+        access_log_class=RequestLogger,
         shutdown_timeout=server.shutdown_grace,
         handle_signals=False,
     )

@@ -9,6 +9,7 @@ import logging
 import aiohttp
 import pytest
 
+from bench.procs import free_port
 from sidecar import logs
 from sidecar.access_log import ACCESS_LOG
 from sidecar.config.model import Config
@@ -149,3 +150,24 @@ def test_the_log_level_setting_drops_less_severe_lines(capsys: pytest.CaptureFix
         assert events == ["config_warning"]
     finally:
         logs.configure_logging()
+
+
+async def test_readyz_with_desk_waits_for_the_desk_and_plain_readyz_does_not() -> None:
+    async with serve_app(make_desk_app()) as desk:
+        closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        document = base_config(desk)
+        document["tenants"].append({"host": "down.example.test", "upstream": closed})
+        async with run_sidecar(config_from(document)) as sidecar, aiohttp.ClientSession() as http:
+            async with http.get(sidecar.admin_url + "/readyz") as answer:
+                assert answer.status == 200
+                assert "desk" not in await answer.json()
+            async with http.get(sidecar.admin_url + "/readyz?desk=1") as answer:
+                assert answer.status == 503
+                assert (await answer.json())["desk"] == "unavailable"
+        async with (
+            run_sidecar(config_from(base_config(desk))) as sidecar,
+            aiohttp.ClientSession() as http,
+            http.get(sidecar.admin_url + "/readyz?desk=1") as answer,
+        ):
+            assert answer.status == 200
+            assert (await answer.json())["desk"] == "ok"

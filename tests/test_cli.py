@@ -175,3 +175,35 @@ def test_demo_says_how_to_get_it_where_it_is_not_installed(tmp_path: Path) -> No
     assert "not part of this installation" in result.stderr
     assert "make demo" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_logs_each_config_warning_at_start(tmp_path: Path) -> None:
+    """The memory store's consequence is said by serve too, not only by check-config."""
+    admin = free_port()
+    config = _config(tmp_path, f"127.0.0.1:{free_port()}", f"127.0.0.1:{admin}")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "serve", "-c", str(config)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz"):
+                    break
+            except OSError:
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+    finally:
+        process.send_signal(2)
+        _, err = process.communicate(timeout=30)
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    (warning,) = [e for e in events if e["event"] == "config_warning"]
+    assert warning["level"] == "warning"
+    assert warning["field"] == "session.store"
+    assert "first-login account" in warning["message"]
+    assert process.returncode == 0

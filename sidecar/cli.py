@@ -100,6 +100,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if not path:
         print("error: no config file: pass -c FILE or set TICKETLOG_SSO_CONFIG", file=sys.stderr)
         return EXIT_INVALID
+    text: str | None = None
     try:
         text = Path(path).read_text(encoding="utf-8")
         embedded = embedded_configs(text)
@@ -118,11 +119,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for label, text_of_map in documents:
         unread: list[str] | None = [] if args.skip_secret_files else None
         try:
-            if text_of_map is None and unread is None:
-                config = load_config(path)
+            if text_of_map is not None:
+                config = parse_config(text_of_map, unread=unread)
+            elif unread is not None and text is not None:
+                config = parse_config(text, unread=unread)
             else:
-                source = text_of_map if text_of_map is not None else text
-                config = parse_config(source, unread=unread)
+                config = load_config(path)  # also says why an unreadable file is unreadable
         except ConfigError as exc:
             _print_problems(label, exc.problems)
             status = EXIT_INVALID

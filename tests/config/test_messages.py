@@ -269,3 +269,11 @@ def test_skip_secret_files_checks_the_rest_and_lists_what_it_did_not_read(
     status, _, err = _check(tmp_path, capsys, document, "--skip-secret-files")
     assert status == 2
     assert "tenants[0].sso.client_id: not a GUID" in err
+
+
+def test_skip_secret_files_never_skips_the_config_file_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    assert main(["check-config", "-c", str(missing), "--skip-secret-files"]) == 2
+    assert f"(file): cannot read {missing}: No such file or directory" in capsys.readouterr().err

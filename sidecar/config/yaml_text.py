@@ -76,23 +76,14 @@ def _plain_words(error: yaml.MarkedYAMLError) -> str:
 
 
 def load_yaml(text: str) -> Any:
-    """The document of ``text``; raises YamlProblems with every duplicate key, or the
-    syntax error with its line and column."""
-    loader = _StrictLoader(text)
-    loader.duplicates = []
-    try:
-        document = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise YamlProblems([f"(file): not valid YAML: {where}{_plain_words(exc)}"]) from None
-    except yaml.YAMLError as exc:
-        raise YamlProblems([f"(file): not valid YAML: {exc}"]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise YamlProblems([f"(file): {line}" for line in loader.duplicates])
-    return document
+    """The one document of ``text`` (None when empty); raises YamlProblems with every
+    duplicate key, the syntax error with its line and column, or several documents."""
+    documents = load_all_yaml(text)
+    if len(documents) > 1:
+        raise YamlProblems(
+            ["(file): several YAML documents (separated by ---): a config file holds one"]
+        )
+    return documents[0] if documents else None
 
 
 def load_all_yaml(text: str) -> list[Any]:
@@ -107,6 +98,8 @@ def load_all_yaml(text: str) -> list[Any]:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise YamlProblems([f"(file): not valid YAML: {where}{_plain_words(exc)}"]) from None
+    except yaml.YAMLError as exc:
+        raise YamlProblems([f"(file): not valid YAML: {exc}"]) from None
     finally:
         loader.dispose()
     if loader.duplicates:

@@ -88,20 +88,28 @@ def load_yaml(text: str) -> Any:
 
 def load_all_yaml(text: str) -> list[Any]:
     """Every document of a multi-document text (a Kubernetes manifest), same rules."""
-    loader = _StrictLoader(text)
-    loader.duplicates = []
     documents: list[Any] = []
     try:
+        # The reader refuses control characters as soon as it is made.
+        loader = _StrictLoader(text)
+        loader.duplicates = []
         while loader.check_data():  # type: ignore[no-untyped-call]
             documents.append(loader.get_data())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise YamlProblems([f"(file): not valid YAML: {where}{_plain_words(exc)}"]) from None
+    except yaml.reader.ReaderError as exc:
+        raise YamlProblems(
+            [
+                f"(file): not valid YAML: character {exc.position + 1} is a control character "
+                f"(code {ord(exc.character) if isinstance(exc.character, str) else exc.character:#x})"
+                ", which YAML text may not hold"
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlProblems([f"(file): not valid YAML: {exc}"]) from None
-    finally:
-        loader.dispose()
+    loader.dispose()
     if loader.duplicates:
         raise YamlProblems([f"(file): {line}" for line in loader.duplicates])
     return documents

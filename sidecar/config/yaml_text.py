@@ -100,11 +100,11 @@ def load_all_yaml(text: str) -> list[Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise YamlProblems([f"(file): not valid YAML: {where}{_plain_words(exc)}"]) from None
     except yaml.reader.ReaderError as exc:
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
         raise YamlProblems(
             [
                 f"(file): not valid YAML: character {exc.position + 1} is a control character "
-                f"(code {ord(exc.character) if isinstance(exc.character, str) else exc.character:#x})"
-                ", which YAML text may not hold"
+                f"(code {code:#x}), which YAML text may not hold"
             ]
         ) from None
     except yaml.YAMLError as exc:

@@ -101,9 +101,11 @@ def load_all_yaml(text: str) -> list[Any]:
         raise YamlProblems([f"(file): not valid YAML: {where}{_plain_words(exc)}"]) from None
     except yaml.reader.ReaderError as exc:
         code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         raise YamlProblems(
             [
-                f"(file): not valid YAML: character {exc.position + 1} is a control character "
+                f"(file): not valid YAML: line {line}, column {column}: a control character "
                 f"(code {code:#x}), which YAML text may not hold"
             ]
         ) from None

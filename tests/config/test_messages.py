@@ -116,7 +116,10 @@ def test_an_unknown_field_with_no_near_name_lists_the_allowed_ones() -> None:
             "a quoted string is never closed (opened at line 2, column 11)",
         ),
         ("server: {listen: 0.0.0.0:8080\n", "a '{' is never closed"),
-        ("server:\n  listen: 0.0.0.0:8080\x07\n", "character 28 is a control character (code 0x7)"),
+        (
+            "server:\n  listen: 0.0.0.0:8080\x07\n",
+            "line 2, column 23: a control character (code 0x7)",
+        ),
         (
             "server:\n  listen: 0.0.0.0:8080\n admin_listen: 0.0.0.0:9090\n",
             "line 3, column 2: the indentation of this line",

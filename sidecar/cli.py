@@ -102,7 +102,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     text: str | None = None
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # `-c -`: standard input, e.g. `kubectl kustomize deploy/k8s/base | ... -c -`
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         embedded = embedded_configs(text)
     except YamlProblems as exc:
         _print_problems(path, exc.problems)
@@ -121,7 +122,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         try:
             if text_of_map is not None:
                 config = parse_config(text_of_map, unread=unread)
-            elif unread is not None and text is not None:
+            elif text is not None and (unread is not None or path == "-"):
                 config = parse_config(text, unread=unread)
             else:
                 config = load_config(path)  # also says why an unreadable file is unreadable
@@ -279,8 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
         "manifest: the config in each ConfigMap is checked.",
         "ticketlog-sso check-config -c config.yaml",
         "ticketlog-sso check-config -c deploy/k8s/base/configmap.yaml --skip-secret-files",
+        "kubectl kustomize deploy/k8s/base | ticketlog-sso check-config -c - --skip-secret-files",
     )
-    check_config.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+    check_config.add_argument(
+        "-c", "--config", metavar="FILE", help=_CONFIG_HELP + "; - reads standard input"
+    )
     check_config.add_argument(
         "--skip-secret-files",
         action="store_true",

@@ -17,6 +17,7 @@ import yaml
 
 from bench.procs import free_port
 from sidecar.version import sidecar_version
+from tests.deploy import k8s
 from tests.helpers import SESSION_KEY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,3 +208,20 @@ def test_serve_logs_each_config_warning_at_start(tmp_path: Path) -> None:
     assert warning["field"] == "session.store"
     assert "first-login account" in warning["message"]
     assert process.returncode == 0
+
+
+def test_check_config_reads_a_rendered_kustomization_on_standard_input() -> None:
+    """`kubectl kustomize deploy/k8s/base | ticketlog-sso check-config -c -`"""
+    rendered = yaml.safe_dump_all(k8s.render(k8s.BASE))
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar", "check-config", "-c", "-", "--skip-secret-files"],
+        input=rendered,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "- (ConfigMap ticketlog-sso-config, key config.yaml): valid (1 tenant)" in result.stdout
+    assert "https://desk.contoso.com/.sso/callback" in result.stdout

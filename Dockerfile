@@ -4,7 +4,18 @@
 #
 #   docker build -t ticketlog-sso .
 #   docker run --read-only -p 8080:8080 -p 9090:9090 \
-#     -v "$PWD/config.yaml:/etc/ticketlog-sso/config.yaml:ro" ticketlog-sso
+#     -v "$PWD/config.yaml:/etc/ticketlog-sso/config.yaml:ro" \
+#     -v "$PWD/secrets:/var/run/secrets/ticketlog-sso:ro" ticketlog-sso
+#   docker run --rm \
+#     -v "$PWD/config.yaml:/etc/ticketlog-sso/config.yaml:ro" \
+#     -v "$PWD/secrets:/var/run/secrets/ticketlog-sso:ro" ticketlog-sso check-config
+#
+# The secrets directory holds one file per `*_file` of the config (session-keys,
+# redis-url, smtp-password, the client secrets), as the Kubernetes Secret is mounted
+# (deploy/k8s/examples/secrets.yaml). The entrypoint is `ticketlog-sso` and the
+# default command `serve`, so any command runs as `docker run IMAGE COMMAND ...`.
+# The development Entra emulator and the demo are not in the image (.dockerignore
+# leaves sidecar/dev out): `ticketlog-sso demo` there says how to run it instead.
 #
 # Two stages on the same slim Python base: the builder turns the source tree into
 # wheels (the project's and every dependency's); the final stage installs those
@@ -48,4 +59,5 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 USER 10001:10001
 EXPOSE 8080 9090
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["ticketlog-sso", "serve"]
+ENTRYPOINT ["ticketlog-sso"]
+CMD ["serve"]

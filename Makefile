@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# `make demo PORT=8081` moves the public port; the admin port follows (PORT + 1010).
+PORT ?= 8080
 demo: $(STAMP)
-	$(VENV)/bin/ticketlog-sso demo
+	$(VENV)/bin/ticketlog-sso demo --port $(PORT)
 
 # Redis must answer on 127.0.0.1:6379 for the store tests; start it when it does not.
 redis:

@@ -16,6 +16,11 @@ import sys
 import time
 from typing import Any, TextIO
 
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from sidecar import metrics
+
 _BATCH = 256
 _DELAY = 0.2
 # One encoder for every line: json.dumps with options builds a new encoder per call.
@@ -29,6 +34,7 @@ class AccessLog:
         self._timer: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = ""
+        self.enabled = True  # off when the log level is above info (serve --log-level)
 
     def _time(self) -> str:
         now = time.time()
@@ -39,6 +45,8 @@ class AccessLog:
         return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
 
     def write(self, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         entry = {"time": self._time(), "level": "info", "event": "request", **fields}
         self._lines.append(_ENCODER.encode(entry))
         if len(self._lines) >= _BATCH:
@@ -62,3 +70,60 @@ class AccessLog:
 
 
 ACCESS_LOG = AccessLog()
+
+# The fields of a request's line, gathered by the scope middleware; the line is written
+# only once the answer has been sent, when the number of body bytes is known.
+ACCESS_FIELDS = web.RequestKey("access_fields", dict)
+BODY_BYTES = web.RequestKey("body_bytes", list)
+
+
+async def count_body_bytes(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: count the body bytes the connection's writer sends."""
+    counter: list[int] = [0]
+    request[BODY_BYTES] = counter
+
+    def add(size: int, _total: int) -> None:
+        counter[0] += size
+
+    request.writer.on_body_write = add
+
+
+# The routes of the sidecar's own answers named in the latency histogram; any other path
+# it answers itself (a sign-in redirect, an error page) counts as "other", so a client
+# cannot create label values.
+OWN_ROUTES = frozenset(
+    {
+        "/.sso/login",
+        "/.sso/callback",
+        "/.sso/signup",
+        "/.sso/verify",
+        "/.sso/logout",
+        "/.sso/signed-out",
+        "/.sso/frontchannel-logout",
+        "/.sso/userinfo",
+        "/.sso/jwks.json",
+        "/.sso/auth",
+    }
+)
+
+
+class RequestLogger(AbstractAccessLogger):
+    """aiohttp's access-log hook, called after each answer was sent: writes the line the
+    scope middleware prepared, with the body bytes actually sent, and times the answers
+    the sidecar gave itself (nothing forwarded to the desk)."""
+
+    @property
+    def enabled(self) -> bool:
+        return True  # the latency histogram is kept at every log level
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        fields = request.get(ACCESS_FIELDS)
+        if fields is None:
+            return  # not through the pipeline (an unparseable request; logged elsewhere)
+        counter = request.get(BODY_BYTES)
+        fields["bytes"] = counter[0] if counter else 0
+        if fields.get("upstream_ms") is None:
+            path = fields.get("path", "")
+            route = path if path in OWN_ROUTES else "other"
+            metrics.OWN_RESPONSE_SECONDS.labels(route, f"{response.status // 100}xx").observe(time)
+        ACCESS_LOG.write(fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sidecar.access_log import count_body_bytes
 from sidecar.auth import info, login, logout, signup_routes
 from sidecar.auth.context import SSO
 from sidecar.middleware.inject import inject_middleware
@@ -15,6 +16,7 @@ from sidecar.middleware.session import session_middleware
 from sidecar.middleware.strip import strip_middleware
 from sidecar.middleware.tenant import tenant_middleware
 from sidecar.proxy import UPSTREAM_POOL, UPSTREAM_SESSION, proxy_handler
+from sidecar.responses import name_the_server
 from sidecar.runtime import Runtime
 
 # Our own routes take small forms; desk traffic streams and has no size limit here.
@@ -50,6 +52,8 @@ def build_public_app(runtime: Runtime) -> web.Application:
         ],
         client_max_size=OWN_ROUTE_MAX_BODY,
     )
+    app.on_response_prepare.append(count_body_bytes)
+    app.on_response_prepare.append(name_the_server)
     app[UPSTREAM_SESSION] = runtime.upstream
     app[UPSTREAM_POOL] = runtime.upstream_pool
     app[SSO] = runtime.sso

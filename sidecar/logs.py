@@ -30,11 +30,17 @@ class JsonFormatter(logging.Formatter):
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "event": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
+            entry["event"] = record.getMessage()  # a fixed identifier: logs.event's name
             entry.update(_redact(fields))
+        else:
+            # A library-style logger (sidecar.oidc, aiohttp) writes sentences: the event is
+            # a fixed identifier all the same, the sentence goes in `message`.
+            entry["event"] = "library_message"
+            entry["logger"] = record.name
+            entry["message"] = record.getMessage()
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type only: a traceback can quote secrets held in locals.
             entry["exception"] = record.exc_info[0].__name__

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from sidecar.version import sidecar_version
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+# process_* (CPU seconds, resident memory, open file descriptors, start time) and
+# python_info, as every Prometheus client exports them.
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+BUILD = Info("ticketlog_sso_build", "The running sidecar's version", registry=REGISTRY)
+BUILD.info({"version": sidecar_version(), "python": platform.python_version()})
+
+OWN_RESPONSE_SECONDS = Histogram(
+    "ticketlog_sso_own_response_seconds",
+    "Time to answer requests the sidecar answers itself (its /.sso/ routes, sign-in "
+    "redirects, error pages), until the answer was sent",
+    ["route", "status_class"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
 
 REQUESTS = Counter(
     "ticketlog_sso_requests",
@@ -48,6 +76,11 @@ DESK_DESYNC = Counter(
     "ticketlog_sso_desk_desync",
     "Times a desk sent bytes nobody asked for (its connections are then not reused for a while)",
     ["desk"],
+    registry=REGISTRY,
+)
+STORE_UP = Gauge(
+    "ticketlog_sso_store_up",
+    "1 when the session store answered the last readiness check (/readyz), 0 when not",
     registry=REGISTRY,
 )
 STORE_ERRORS = Counter(

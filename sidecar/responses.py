@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
 
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.pages.branding import DEFAULT_LOOK, PageLook, look_of
@@ -132,3 +133,15 @@ def error_response(
 def redirect(location: str, status: int = 302) -> web.Response:
     """A redirect our routes answer with (never cached: it may carry a fresh cookie)."""
     return web.Response(status=status, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+SERVER_NAME = "ticketlog-sso"
+
+
+async def name_the_server(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: `Server: ticketlog-sso` instead of aiohttp's default, which
+    names the Python and aiohttp versions (an attacker's shortcut to known flaws; OWASP
+    WSTG-INFO-02, fingerprint web server). A desk's own Server header is kept. aiohttp
+    has set its default before this signal runs, so that one is replaced."""
+    if response.headers.get("Server", SERVER_SOFTWARE) == SERVER_SOFTWARE:
+        response.headers["Server"] = SERVER_NAME

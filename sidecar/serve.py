@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,12 +13,32 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sidecar import logs
-from sidecar.access_log import ACCESS_LOG
+from sidecar.access_log import ACCESS_LOG, RequestLogger
 from sidecar.admin import build_admin_app
 from sidecar.app import build_public_app
+from sidecar.config.advice import config_warnings
 from sidecar.http_errors import QuietAppRunner
 from sidecar.reload import watch_config
 from sidecar.runtime import Runtime
+
+
+class ListenError(Exception):
+    """A listener could not bind (the address is in use, or not this machine's)."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {address}: {reason}")
+        self.address = address
+        self.reason = reason
+
+
+async def start_site(runner: web.AppRunner, host: str, port: int) -> None:
+    """Bind one listener; a failure is a ListenError naming the address."""
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise ListenError(address, reason) from None
 
 
 def split_listen(address: str) -> tuple[str, int]:
@@ -57,7 +79,9 @@ async def start_listeners(
     admin_addr = admin or split_listen(server.admin_listen)
     public_runner = QuietAppRunner(
         build_public_app(runtime),
-        access_log=None,
+        # Lines are written by RequestLogger itself (batched), not through this logger.
+        access_log=logging.getLogger("ticketlog_sso.access"),
+        access_log_class=RequestLogger,
         shutdown_timeout=server.shutdown_grace,
         handle_signals=False,
         # SECURITY: request bodies are relayed byte for byte. aiohttp would otherwise
@@ -71,8 +95,13 @@ async def start_listeners(
     )
     await public_runner.setup()
     await admin_runner.setup()
-    await web.TCPSite(public_runner, *public_addr, reuse_address=True).start()
-    await web.TCPSite(admin_runner, *admin_addr, reuse_address=True).start()
+    try:
+        await start_site(public_runner, *public_addr)
+        await start_site(admin_runner, *admin_addr)
+    except ListenError:
+        await public_runner.cleanup()
+        await admin_runner.cleanup()
+        raise
     return Listeners(
         public=public_runner,
         admin=admin_runner,
@@ -102,6 +131,9 @@ async def serve_until_signalled(
             "console_mail_backend",
             message="verification codes are written to this log: for development only",
         )
+    for warning in config_warnings(runtime.config):
+        field, _, message = warning.partition(": ")
+        logs.warning("config_warning", field=field, message=message)
     if on_started is not None:
         await on_started(listeners)
     stop = asyncio.Event()

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from sidecar.config.messages import describe
 from sidecar.config.model import Config, cross_field_problems
+from sidecar.config.rules import checked_here, document_problems
+from sidecar.config.yaml_text import YamlProblems, load_yaml
 from sidecar.oidc.credentials import FEDERATED_TOKEN_ENV
 from sidecar.pages.branding import LogoError, read_logo
 
@@ -69,9 +71,19 @@ def _interpolate(
     return node
 
 
-def _read_secret_files(node: Any, path: list[str | int], problems: list[str]) -> Any:
+# What stands in for a secret file that --skip-secret-files left unread: long enough for
+# every rule on secrets, and shaped like nothing a warning looks for.
+UNREAD_SECRET = "unread-secret-file-" + "0" * 32
+
+
+def _read_secret_files(
+    node: Any, path: list[str | int], problems: list[str], unread: list[str] | None = None
+) -> Any:
+    """Secret files read into their fields. With ``unread`` (a list), a file that does not
+    exist on this machine is not a problem: its field path and file are appended to it and
+    a stand-in value is checked instead."""
     if isinstance(node, list):
-        return [_read_secret_files(v, [*path, i], problems) for i, v in enumerate(node)]
+        return [_read_secret_files(v, [*path, i], problems, unread) for i, v in enumerate(node)]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -86,8 +98,13 @@ def _read_secret_files(node: Any, path: list[str | int], problems: list[str]) ->
             if not isinstance(value, str):
                 problems.append(f"{where}: must be a file path")
                 continue
+            if unread is not None and not Path(value).exists():
+                unread.append(f"{where}: {value}")
+                content = f"redis://{UNREAD_SECRET}" if base == "redis_url" else UNREAD_SECRET
+            else:
+                content = ""
             try:
-                content = Path(value).read_text(encoding="utf-8")
+                content = content or Path(value).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 # The path is the operator's; the content is never shown.
                 reason = (
@@ -100,7 +117,7 @@ def _read_secret_files(node: Any, path: list[str | int], problems: list[str]) ->
             else:
                 out[base] = content.rstrip("\r\n")
         else:
-            out[key] = _read_secret_files(value, [*path, key], problems)
+            out[key] = _read_secret_files(value, [*path, key], problems, unread)
     return out
 
 
@@ -123,12 +140,6 @@ def _federated_token_defaults(document: Any, env: Mapping[str, str], problems: l
                 )
 
 
-_MESSAGES = {
-    "missing": "required field is missing",
-    "extra_forbidden": "unknown field (check the spelling against the contract)",
-}
-
-
 def _echoes(path: str, reported: str) -> bool:
     """A pydantic error at ``path`` repeats a problem reported at ``reported``: the same
     field, a field inside it, or the list it is an item of (`secret_keys` for
@@ -140,52 +151,56 @@ def _echoes(path: str, reported: str) -> bool:
     )
 
 
-def _validation_problems(error: ValidationError, already: list[str]) -> list[str]:
-    """pydantic's errors as lines, minus the echoes of problems reported already."""
+def _validation_problems(error: ValidationError, already: list[str], rules: list[str]) -> list[str]:
+    """pydantic's errors as lines in the operator's words, minus the echoes of problems
+    reported already (by the document's cross-field rules too)."""
     reported = [p.split(": ", 1)[0].removesuffix("_file") for p in already]
-    items = [
-        (field_path(item["loc"]), item["type"], item["msg"])
-        for item in error.errors(include_url=False, include_input=False)
-    ]
+    reported_messages = {p.split(": ", 1)[-1] for p in rules}
+    details = error.errors(include_url=False, include_input=False)
+    items = [(field_path(item["loc"]), item["type"], describe(Config, item)) for item in details]
     problems = []
-    for path, kind, msg in items:
+    for path, kind, message in items:
+        if checked_here(message) or message in reported_messages:
+            continue
         if any(_echoes(path, r) for r in reported):
             continue  # e.g. an unreadable secret file is not also "missing"
         if kind == "credential" and any(r.startswith(path + ".") for r in reported):
             continue  # "needs exactly one credential" only because its file was unreadable
         if kind == "too_short" and any(p.startswith(path + "[") for p, _, _ in items):
             continue  # "tenants: at least 1 item" only because tenants[0] was invalid
-        # pydantic prefixes custom messages raised in validators with "Value error, ".
-        message = _MESSAGES.get(kind, msg).removeprefix("Value error, ")
         problems.append(f"{path}: {message}")
     return problems
 
 
-def parse_config(raw_text: str, env: Mapping[str, str] | None = None) -> Config:
-    """Validate the YAML text of a config file; raises ConfigError with every problem."""
+def parse_config(
+    raw_text: str, env: Mapping[str, str] | None = None, *, unread: list[str] | None = None
+) -> Config:
+    """Validate the YAML text of a config file; raises ConfigError with every problem.
+    ``unread``: see _read_secret_files (check-config --skip-secret-files)."""
     env = os.environ if env is None else env
     try:
-        document = yaml.safe_load(raw_text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"(file): not valid YAML{where}"]) from None
+        document = load_yaml(raw_text)
+    except YamlProblems as exc:
+        raise ConfigError(exc.problems) from None
     if not isinstance(document, dict):
         raise ConfigError(
             ["(file): the config must be a YAML mapping with server, session and tenants"]
         )
     problems: list[str] = []
     document = _interpolate(document, [], env, problems)
-    document = _read_secret_files(document, [], problems)
+    rules = [f"{path}: {message}" for path, message in document_problems(document)]
+    document = _read_secret_files(document, [], problems, unread)
     _federated_token_defaults(document, env, problems)
     problems.extend(f"{path}: {message}" for path, message in branding_file_problems(document))
     config: Config | None = None
     try:
         config = Config.model_validate(document)
     except ValidationError as exc:
-        problems.extend(_validation_problems(exc, problems))
+        problems.extend(_validation_problems(exc, problems, rules))
+    problems.extend(rules)
     if config is not None:
         problems.extend(f"{path}: {message}" for path, message in cross_field_problems(config))
+    problems = list(dict.fromkeys(problems))  # a rule the model checks too is said once
     if problems or config is None:
         raise ConfigError(problems)
     return config

@@ -489,7 +489,7 @@ class TenantConfig(_Model):
         if self.sso is not None and self.plan != "pro":
             raise PydanticCustomError(
                 "plan",
-                "sso is only offered on plan pro (this tenant's plan is {p!r})",
+                "sso is only offered on plan pro (this tenant's plan is '{p}')",
                 {"p": self.plan},
             )
         return self

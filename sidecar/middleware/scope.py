@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler, Middleware
 from yarl import URL
 
 from sidecar import logs, metrics
-from sidecar.access_log import ACCESS_LOG
+from sidecar.access_log import ACCESS_FIELDS
 from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_listed
 from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
@@ -164,19 +164,18 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             requests_counter(tenant, request.method, status).inc()
             duration = time.monotonic() - ctx.started
             upstream = ctx.upstream_seconds
-            ACCESS_LOG.write(
-                {
-                    "request_id": request_id,
-                    "tenant": tenant,
-                    "method": request.method,
-                    "path": ctx.target.split("?", 1)[0][:512],
-                    "status": status,
-                    "bytes": getattr(response, "body_length", 0) if response is not None else 0,
-                    "duration_ms": round(duration * 1000, 2),
-                    "upstream_ms": round(upstream * 1000, 2) if upstream is not None else None,
-                    "client_ip": client_ip,
-                    **ctx.log_fields,
-                }
-            )
+            # Written once the answer is sent (access_log.RequestLogger), with its bytes.
+            request[ACCESS_FIELDS] = {
+                "request_id": request_id,
+                "tenant": tenant,
+                "method": request.method,
+                "path": ctx.target.split("?", 1)[0][:512],
+                "status": status,
+                "bytes": 0,
+                "duration_ms": round(duration * 1000, 2),
+                "upstream_ms": round(upstream * 1000, 2) if upstream is not None else None,
+                "client_ip": client_ip,
+                **ctx.log_fields,
+            }
 
     return scope

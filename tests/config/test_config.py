@@ -82,15 +82,19 @@ BROKEN = [
     ("server.listen", 8080, "server.listen: must be HOST:PORT"),
     ("session.lifetime", "12 hours", "session.lifetime: not a duration"),
     ("server.shutdown_grace", "-5s", "server.shutdown_grace: not a duration"),
-    ("signup", {"max_attempts": "five"}, "signup.max_attempts: Input should be a valid integer"),
-    ("session.store", "postgres", "session.store: Input should be 'memory' or 'redis'"),
+    ("signup", {"max_attempts": "five"}, "signup.max_attempts: must be a whole number"),
+    ("session.store", "postgres", "session.store: must be one of: memory, redis"),
     (
         "session.store",
         "redis",
         "session: store redis needs exactly one of redis_url or redis_sentinel",
     ),
     ("session.secret_keys", ["short"], "session.secret_keys: key 0 is shorter than 32 bytes"),
-    ("tenants.0.plan", "standard", "tenants[0]: sso is only offered on plan pro"),
+    (
+        "tenants.0.plan",
+        "standard",
+        "tenants[0].plan: sso is only offered on plan pro (this tenant's plan is 'standard')",
+    ),
     ("tenants.0.sso.client_id", "not-a-guid", "tenants[0].sso.client_id: not a GUID"),
     (
         "tenants.0.sso.tenant",
@@ -217,7 +221,7 @@ def test_not_yaml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture
     path = tmp_path / "bad.yaml"
     path.write_text("server: [unclosed\n")
     assert main(["check-config", "-c", str(path)]) == 2
-    assert "not valid YAML at line" in capsys.readouterr().err
+    assert "not valid YAML: line 2, column 1: a '[' is never closed" in capsys.readouterr().err
     assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
 

@@ -23,6 +23,10 @@ K8S = REPO / "deploy" / "k8s"
 BASE = K8S / "base"
 OVERLAYS = sorted(p for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
 KUSTOMIZATIONS = [BASE, *OVERLAYS]
+# Applied on its own where the Prometheus Operator runs (its kinds are not core ones).
+MONITORING = K8S / "monitoring"
+# Examples only: in no kustomization, so `kubectl apply -k` never overwrites real Secrets.
+EXAMPLES = K8S / "examples"
 
 SIDECAR = "sso-sidecar"
 DESK = "desk"
@@ -146,8 +150,19 @@ def containers(pod_spec: Doc) -> Iterator[Doc]:
 
 
 def container(pod_spec: Doc, name: str) -> Doc:
-    (found,) = [c for c in pod_spec["containers"] if c["name"] == name]
+    """A container by name, a native sidecar (an init container) included."""
+    (found,) = [c for c in containers(pod_spec) if c["name"] == name]
     return found
+
+
+def example_secrets() -> list[Doc]:
+    return [d for p in sorted(EXAMPLES.glob("*.yaml")) for d in load_documents(p)]
+
+
+def with_example_secrets(docs: list[Doc]) -> list[Doc]:
+    """What the cluster holds once the operator created the Secrets: a render plus the
+    example Secrets (placeholders) the kustomizations leave out."""
+    return [*docs, *example_secrets()]
 
 
 def desk_pod(docs: list[Doc]) -> Doc:
@@ -233,14 +248,22 @@ def _rewrite_file_fields(node: Any, secret_dir: Path, local_dir: Path) -> Any:
 
 
 def local_sidecar_config(
-    docs: list[Doc], workdir: Path, *, listen: str | None = None, admin_listen: str | None = None
+    docs: list[Doc],
+    workdir: Path,
+    *,
+    listen: str | None = None,
+    admin_listen: str | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> Path:
-    """The rendered ConfigMap's config, runnable here: the Secret's keys written as files
-    under WORKDIR/secrets and every `*_file` path pointed at them; optionally new listeners."""
+    """The rendered ConfigMap's config, runnable here: the example Secret's keys (or
+    SECRETS' values for some of them) written as files under WORKDIR/secrets and every
+    `*_file` path pointed at them; optionally new listeners."""
+    docs = docs if by_kind(docs, "Secret") else with_example_secrets(docs)
     _, _, secret_dir, secret_name = sidecar_mounts(docs)
     local_secrets = workdir / "secrets"
     local_secrets.mkdir(parents=True, exist_ok=True)
-    for name, value in secret_data(one(docs, "Secret", secret_name)).items():
+    values = {**secret_data(one(docs, "Secret", secret_name)), **(secrets or {})}
+    for name, value in values.items():
         (local_secrets / name).write_text(value + "\n", encoding="utf-8")
     document = yaml.safe_load(sidecar_config_text(docs))
     document = _rewrite_file_fields(document, secret_dir, local_secrets)

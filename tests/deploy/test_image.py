@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench.procs import free_port
+from tests.conftest import REDIS_URL
 from tests.deploy import k8s
 
 DOCKERFILE = k8s.REPO / "Dockerfile"
@@ -223,8 +225,23 @@ def test_the_final_stage_is_the_image_contract() -> None:
     assert int(uid) >= 10000
     (expose,) = [i.args for i in final if i.name == "EXPOSE"]
     assert expose.split() == ["8080", "9090"]
+    # Exec form (the process gets SIGTERM); `docker run IMAGE check-config` works.
     (entrypoint,) = [i.args for i in final if i.name == "ENTRYPOINT"]
-    assert json.loads(entrypoint) == ["ticketlog-sso", "serve"]  # exec form: gets SIGTERM
+    assert json.loads(entrypoint) == ["ticketlog-sso"]
+    (command,) = [i.args for i in final if i.name == "CMD"]
+    assert json.loads(command) == ["serve"]
+
+
+def test_the_dockerfile_example_mounts_every_secret_file_the_config_names() -> None:
+    """Its `docker run` example mounts the secrets directory the config's *_file name."""
+    text = DOCKERFILE.read_text()
+    _, _, secret_dir, _ = k8s.sidecar_mounts(k8s.render(k8s.BASE))
+    config = yaml.safe_load(k8s.sidecar_config_text(k8s.render(k8s.BASE)))
+    for field, path in k8s.secret_file_fields(config):
+        assert Path(path).parent == secret_dir, field
+    assert f":{secret_dir}:ro" in text
+    assert f":{CONFIG_IN_IMAGE}:ro" in text
+    assert "ticketlog-sso check-config" in text
 
 
 def test_the_image_matches_the_kubernetes_manifests() -> None:
@@ -250,6 +267,8 @@ def test_the_build_context_is_the_package_and_its_metadata_only() -> None:
     assert "README.md" in files  # the package's readme: the build fails without it
     assert "sidecar/cli.py" in files
     assert "sidecar/pages/static/style.css" in files
+    # The development emulator and the demo stay out of the production image.
+    assert not [f for f in files if f.startswith("sidecar/dev/")]
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
     rules = dockerignore_rules(DOCKERIGNORE.read_text())
     for outside in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", "deploy/k8s/x.yaml"):
@@ -334,6 +353,24 @@ def test_the_wheel_carries_the_templates_the_stylesheet_and_the_catalogues(
     parser = configparser.ConfigParser()
     parser.read_string(zipfile.ZipFile(installed.wheel).read(entry_points).decode())
     assert parser["console_scripts"]["ticketlog-sso"] == "sidecar.cli:main"
+    assert not [n for n in names if n.startswith("sidecar/dev/")]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_demo_in_the_image_says_how_to_get_it(installed: Installed) -> None:
+    result = subprocess.run(
+        [installed.script, "demo"],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "not part of this installation" in result.stderr
+    assert "make demo" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
@@ -358,8 +395,9 @@ class Sandbox:
 
 
 def _sandbox(installed: Installed, name: str, docs: list[k8s.Doc], **listen: str) -> Sandbox:
+    """The deployment's config with the example Secret's files, its Redis the tests' own."""
     work = installed.work / name
-    config = k8s.local_sidecar_config(docs, work, **listen)
+    config = k8s.local_sidecar_config(docs, work, secrets={"redis-url": REDIS_URL}, **listen)
     cwd, home = work / "cwd", work / "home"
     cwd.mkdir()
     home.mkdir()

@@ -4,6 +4,8 @@ Every manifest is validated (strictly: unknown fields fail) against the
 Kubernetes schemas that the kubernetes-validate package ships, the base and every
 overlay as rendered (tests/deploy/k8s.py), and the ConfigMap's sidecar config
 passes `ticketlog-sso check-config` with the example Secret's placeholder files.
+The monitoring objects (Prometheus Operator kinds) are checked against the pods
+they scrape and the metrics the sidecar exports.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import kubernetes_validate
+import promql_parser
 import pytest
 import yaml
 
 from sidecar import cli
 from sidecar.config.loading import parse_config
+from sidecar.metrics import REGISTRY
 from tests.deploy import k8s
 from tests.deploy.k8s import DESK, SIDECAR, Doc
 
@@ -50,12 +54,15 @@ def _validate(doc: Doc, where: str) -> None:
 
 
 def _plain_manifest_files() -> list[Path]:
-    """Files holding whole objects: neither kustomizations nor patches."""
+    """Files holding whole core objects: neither kustomizations, patches nor the
+    Prometheus Operator's kinds (checked below, by what they say)."""
     patches = k8s.patch_files()
     return [
         p
         for p in k8s.manifest_files()
-        if p.name != "kustomization.yaml" and p.resolve() not in patches
+        if p.name != "kustomization.yaml"
+        and p.resolve() not in patches
+        and k8s.MONITORING not in p.parents
     ]
 
 
@@ -93,14 +100,30 @@ def test_kustomization_names_files_that_exist(directory: Path) -> None:
         assert (directory / entry["path"]).is_file(), f"patch {entry['path']} does not exist"
 
 
-def test_every_yaml_file_is_used_by_a_kustomization() -> None:
-    """No manifest lies beside the kustomizations unchecked and unapplied."""
+def _used_files() -> set[Path]:
     used = set(k8s.patch_files())
-    for directory in k8s.KUSTOMIZATIONS:
+    for directory in [*k8s.KUSTOMIZATIONS, k8s.MONITORING]:
         used.add((directory / "kustomization.yaml").resolve())
         used.update((directory / e).resolve() for e in k8s.kustomization(directory)["resources"])
-    unused = [p for p in k8s.manifest_files() if p.resolve() not in used]
+    return used
+
+
+def test_every_yaml_file_is_used_by_a_kustomization() -> None:
+    """No manifest lies beside the kustomizations unchecked and unapplied, except the
+    examples, which are deliberately in none."""
+    used = _used_files()
+    unused = [
+        p for p in k8s.manifest_files() if p.resolve() not in used and k8s.EXAMPLES not in p.parents
+    ]
     assert not unused, f"not in any kustomization: {unused}"
+
+
+def test_no_secret_is_applied_by_any_kustomization(rendered: list[Doc]) -> None:
+    """`kubectl apply -k` never overwrites the operator's real Secrets with placeholders,
+    and dropping the example file breaks no kustomization."""
+    assert not k8s.by_kind(rendered, "Secret")
+    assert k8s.example_secrets(), "the examples show the Secrets to create"
+    assert not any(k8s.EXAMPLES in path.parents for path in _used_files())
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
@@ -183,8 +206,9 @@ def test_service_reaches_the_sidecars_public_port_only(rendered: list[Doc]) -> N
     assert len(services) == 1
     (service,) = services
     assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
-    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
-    assert k8s.port_number(sidecar, "http") == 8080
+    targets = [k8s.port_number(sidecar, p["targetPort"]) for p in service["spec"]["ports"]]
+    assert targets == [k8s.port_number(sidecar, "http")]
+    assert targets == [8080]
     config = yaml.safe_load(k8s.sidecar_config_text(rendered))
     assert config["server"]["listen"].rsplit(":", 1)[1] == "8080"
     assert config["server"]["admin_listen"].rsplit(":", 1)[1] == str(
@@ -218,7 +242,25 @@ def test_probes_use_the_admin_port(rendered: list[Doc]) -> None:
     assert sidecar["livenessProbe"]["httpGet"]["path"] == "/healthz"
     for probe in ("readinessProbe", "livenessProbe"):
         assert k8s.port_number(sidecar, sidecar[probe]["httpGet"]["port"]) == admin, probe
-    assert "startupProbe" not in sidecar or sidecar["startupProbe"]["httpGet"]["port"] == "admin"
+    assert sidecar["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+
+
+def test_the_sidecar_starts_before_the_desk_and_stops_after_it(rendered: list[Doc]) -> None:
+    """A native sidecar: an init container with restartPolicy Always (Kubernetes 1.29+)."""
+    pod = k8s.desk_pod(rendered)["spec"]
+    (sidecar,) = pod["initContainers"]
+    assert sidecar["name"] == SIDECAR
+    assert sidecar["restartPolicy"] == "Always"
+    assert [c["name"] for c in pod["containers"]] == [DESK]
+
+
+def test_a_pod_is_not_ready_while_its_desk_does_not_answer(rendered: list[Doc]) -> None:
+    """The desk listens on loopback, where kubelet cannot probe it: its readiness probe
+    asks the sidecar's admin port, whose /readyz?desk=1 connects to the desk."""
+    pod = k8s.desk_pod(rendered)["spec"]
+    probe = k8s.container(pod, DESK)["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/readyz?desk=1"
+    assert probe["port"] == k8s.port_number(k8s.container(pod, SIDECAR), "admin")
 
 
 def _seconds(duration: str) -> float:
@@ -230,18 +272,24 @@ def _pre_stop_sleep(c: Doc) -> int:
     return int(c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0))
 
 
-def test_termination_grace_covers_the_sidecar_drain(rendered: list[Doc]) -> None:
+DESK_STOP_SECONDS = 5  # what the desk's own stop is given, after its preStop pause
+
+
+def test_termination_grace_covers_the_desk_pause_and_the_sidecar_drain(
+    rendered: list[Doc],
+) -> None:
+    """Native sidecar order: the desk pauses in preStop while the ingress stops sending
+    and requests in flight finish through the sidecar; it stops; then the sidecar gets
+    SIGTERM and drains. The grace period covers all of it."""
     pod = k8s.desk_pod(rendered)["spec"]
     config = yaml.safe_load(k8s.sidecar_config_text(rendered))
     drain = _seconds(config["server"].get("shutdown_grace", "25s"))
     grace = pod["terminationGracePeriodSeconds"]
-    sidecar_stops = _pre_stop_sleep(k8s.container(pod, SIDECAR)) + drain
-    assert grace >= sidecar_stops + 5, "no time left between the drain and SIGKILL"
-    # The desk is asked to stop only once the sidecar's drain is over, so requests
-    # being drained still reach it; and it has time to stop itself before SIGKILL.
     desk_pause = _pre_stop_sleep(k8s.container(pod, DESK))
-    assert desk_pause >= sidecar_stops
-    assert grace >= desk_pause + 5
+    # Requests the sidecar accepted just before the endpoint removal reached the
+    # ingress get as long as a drain would give them, with the desk still up.
+    assert desk_pause >= 5 + drain
+    assert grace >= desk_pause + DESK_STOP_SECONDS + drain, "no time for the sidecar's drain"
 
 
 def test_the_desk_is_reachable_only_through_the_sidecar(rendered: list[Doc]) -> None:
@@ -263,7 +311,10 @@ def test_the_desk_is_reachable_only_through_the_sidecar(rendered: list[Doc]) -> 
     ]
     assert desk_policy["spec"]["policyTypes"] == ["Ingress"]
     allowed = [p["port"] for rule in desk_policy["spec"]["ingress"] for p in rule["ports"]]
-    assert sorted(allowed) == ["admin", "http"]
+    sidecar = k8s.container(pod, SIDECAR)
+    assert sorted(allowed) == sorted(
+        [k8s.port_number(sidecar, "http"), k8s.port_number(sidecar, "admin")]
+    )
     # Every rule names its sources: none admits the whole cluster.
     assert all(rule.get("from") for rule in desk_policy["spec"]["ingress"])
 
@@ -294,14 +345,19 @@ def test_the_config_is_mounted_where_the_sidecar_reads_it(rendered: list[Doc]) -
     assert k8s.CONFIG_KEY in k8s.one(rendered, "ConfigMap", config_map)["data"]
 
 
-def test_every_secret_file_of_the_config_is_a_key_of_the_mounted_secret(
+def test_every_secret_file_of_the_config_is_a_key_of_the_example_secret(
     rendered: list[Doc],
 ) -> None:
     _, _, secret_dir, secret_name = k8s.sidecar_mounts(rendered)
-    keys = set(k8s.secret_data(k8s.one(rendered, "Secret", secret_name)))
+    secrets = k8s.with_example_secrets(rendered)
+    keys = set(k8s.secret_data(k8s.one(secrets, "Secret", secret_name)))
     config = yaml.safe_load(k8s.sidecar_config_text(rendered))
     fields = dict(k8s.secret_file_fields(config))
-    assert {"session.secret_keys_file", "email.smtp.password_file"} <= set(fields)
+    assert {
+        "session.secret_keys_file",
+        "session.redis_url_file",
+        "email.smtp.password_file",
+    } <= set(fields)
     for tenant in config["tenants"]:
         if "sso" in tenant:
             # A client secret in the Secret, or the projected token (workload identity).
@@ -315,8 +371,8 @@ def test_every_secret_file_of_the_config_is_a_key_of_the_mounted_secret(
         assert name not in config["session"], f"{section}.{name} in the ConfigMap"
 
 
-def test_example_secrets_hold_placeholders_only(rendered: list[Doc]) -> None:
-    for secret in k8s.by_kind(rendered, "Secret"):
+def test_example_secrets_hold_placeholders_only() -> None:
+    for secret in k8s.example_secrets():
         for name, value in k8s.secret_data(secret).items():
             assert "REPLACE-ME" in value, f"{secret['metadata']['name']}.{name} looks real"
 
@@ -329,6 +385,22 @@ def test_check_config_accepts_the_configmap_with_the_example_secrets(
     out, err = capsys.readouterr()
     assert status == 0, err
     assert "https://desk.contoso.com/.sso/callback" in out
+    # The example's placeholders are named, so none reaches a cluster unnoticed.
+    assert "session.secret_keys[0]: looks like a placeholder" in err
+
+
+def test_check_config_reads_the_configmap_manifest_itself(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What an operator runs before `kubectl apply`: the manifest, without the pod's files."""
+    manifest = k8s.BASE / "configmap.yaml"
+    assert cli.main(["check-config", "-c", str(manifest), "--skip-secret-files"]) == 0
+    out, err = capsys.readouterr()
+    assert "(ConfigMap ticketlog-sso-config, key config.yaml): valid (1 tenant)" in out
+    assert "not checked (file not on this machine): session.redis_url_file" in out
+    assert "session.store" not in err, "the deployment's store is one that keeps accounts"
+    assert cli.main(["check-config", "-c", str(manifest)]) == 2
+    assert "session.secret_keys_file: cannot read" in capsys.readouterr().err
 
 
 # -- replicas and the session store ------------------------------------------------------
@@ -364,19 +436,23 @@ def test_the_disruption_budget_covers_the_desk_pods(rendered: list[Doc]) -> None
     assert pdb["spec"].get("maxUnavailable") == 1
 
 
-def test_the_redis_overlay_uses_redis_and_nothing_else_changes() -> None:
-    overlay = _RENDERED[k8s.K8S / "overlays" / "redis"]
-    base_config = yaml.safe_load(k8s.sidecar_config_text(_RENDERED[k8s.BASE]))
-    overlay_config = yaml.safe_load(k8s.sidecar_config_text(overlay))
-    session = overlay_config["session"]
-    assert session["store"] == "redis"
-    assert session.pop("redis_url_file")
-    session["store"] = "memory"
-    assert overlay_config == base_config
+def test_the_default_layout_keeps_accounts_across_rollouts() -> None:
+    """The base's store is Redis: a rollout never forgets users' first-login accounts."""
+    assert _store(_RENDERED[k8s.BASE]) == "redis"
 
 
-def test_the_redis_url_names_the_redis_service_and_its_password(tmp_path: Path) -> None:
-    overlay = _RENDERED[k8s.K8S / "overlays" / "redis"]
+def test_overlays_use_the_base_config_unchanged() -> None:
+    """Overlays never copy the config: a change to the base's ConfigMap reaches them all."""
+    base_config = k8s.sidecar_config_text(_RENDERED[k8s.BASE])
+    for overlay in k8s.OVERLAYS:
+        assert k8s.sidecar_config_text(_RENDERED[overlay]) == base_config, overlay.name
+        for path in overlay.glob("*.yaml"):
+            kinds = {d.get("kind") for d in k8s.load_documents(path)}
+            assert "ConfigMap" not in kinds, f"{path}: a copy of the config"
+
+
+def test_the_redis_url_names_the_bundled_redis_and_its_password(tmp_path: Path) -> None:
+    overlay = k8s.with_example_secrets(_RENDERED[k8s.K8S / "overlays" / "bundled-redis"])
     config = parse_config(k8s.local_sidecar_config(overlay, tmp_path).read_text(), env={})
     assert config.session.redis_url is not None
     url = config.session.redis_url.get_secret_value()
@@ -406,3 +482,75 @@ def test_the_redis_url_names_the_redis_service_and_its_password(tmp_path: Path) 
         for src in rule["from"]
     ]
     assert sources == [{"app.kubernetes.io/name": k8s.DESK_DEPLOYMENT}]
+
+
+# -- monitoring: the PodMonitor and the alerts ---------------------------------------------
+
+_MONITORING = [
+    doc
+    for entry in k8s.kustomization(k8s.MONITORING)["resources"]
+    for doc in k8s.load_documents(k8s.MONITORING / entry)
+]
+# Exported by the sidecar once client certificates are configured (client credentials).
+_CERTIFICATE_EXPIRY = "ticketlog_sso_client_certificate_expiry_timestamp_seconds"
+
+
+def _exported_metric_names() -> set[str]:
+    names = set()
+    suffixes = {
+        "counter": ["_total"],
+        "histogram": ["_bucket", "_count", "_sum"],
+        "info": ["_info"],
+    }
+    for metric in REGISTRY.collect():
+        names.add(metric.name)
+        names.update(metric.name + suffix for suffix in suffixes.get(metric.type, []))
+    return names
+
+
+def _selected_metrics(node: object) -> list[str]:
+    """Every metric name a PromQL expression selects."""
+    if isinstance(node, promql_parser.VectorSelector):
+        return [node.name]
+    found = []
+    for attribute in ("lhs", "rhs", "expr", "args", "vector_selector", "param"):
+        child = getattr(node, attribute, None)
+        for item in child if isinstance(child, list) else [child]:
+            if item is not None:
+                found.extend(_selected_metrics(item))
+    return found
+
+
+def test_the_pod_monitor_scrapes_the_sidecars_admin_port() -> None:
+    (monitor,) = [d for d in _MONITORING if d["kind"] == "PodMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    pod = k8s.desk_pod(_RENDERED[k8s.BASE])
+    assert k8s.labels_match(monitor["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["path"] == "/metrics"
+    sidecar = k8s.container(pod["spec"], SIDECAR)
+    assert k8s.port_number(sidecar, endpoint["port"]) == 9090
+
+
+def test_the_alerts_cover_what_an_operator_must_know_and_use_real_metrics() -> None:
+    (rule,) = [d for d in _MONITORING if d["kind"] == "PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    for needed in (
+        "TicketLogSSOStoreDown",
+        "TicketLogSSOEntraFailingForTenant",
+        "TicketLogSSOClientCredentialFailing",
+        "TicketLogSSOClientCertificateExpiring",
+        "TicketLogSSOSignInErrorRate",
+        "TicketLogSSOConfigReloadRefused",
+    ):
+        assert needed in alerts, needed
+    exported = _exported_metric_names() | {_CERTIFICATE_EXPIRY}
+    for name, alert in alerts.items():
+        expression = promql_parser.parse(alert["expr"])  # raises on a syntax error
+        metrics = _selected_metrics(expression)
+        assert metrics, f"{name}: selects no metric"
+        for metric in metrics:
+            assert metric in exported, f"{name}: {metric} is not a metric the sidecar exports"
+        assert alert["labels"]["severity"] in ("warning", "critical"), name
+        assert alert["annotations"]["summary"], name

@@ -66,7 +66,8 @@ def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTabl
                 client_secrets=[s.get_secret_value() for s in t.sso.client_secret],
                 http=idp_http,
             )
-        tenants.append(Tenant(config=t, upstream=URL(t.upstream), sso=provider))
+        upstream = URL(t.upstream) if t.upstream is not None else None
+        tenants.append(Tenant(config=t, upstream=upstream, sso=provider))
     return TenantTable(tenants)
 
 

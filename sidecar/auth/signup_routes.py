@@ -42,9 +42,11 @@ from sidecar.signup import (
     normalize_typed_email,
 )
 
+SIGNUP_PATH = "/.sso/signup"
 
-def _signup_url(rd: str) -> str:
-    return "/.sso/signup?rd=" + quote(rd, safe="/")
+
+def signup_url(rd: str) -> str:
+    return SIGNUP_PATH + "?rd=" + quote(rd, safe="/")
 
 
 async def render_signup(
@@ -112,7 +114,7 @@ async def _guard(
                     status=403,
                     request_id=ctx.request_id,
                     details=None,
-                    action_url=_signup_url(rd),
+                    action_url=signup_url(rd),
                     action_label="Reload the page",
                 ),
                 status=403,
@@ -203,7 +205,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
             sso, host, session.user_key, email, exc
         ):
             # The first send of a double click stands: show its page, not an error.
-            return redirect(_signup_url(rd), 303)
+            return redirect(signup_url(rd), 303)
         metrics.CODES_SEND_FAILED.labels(host, exc.reason).inc()
         logs.warning(
             "verification_code_refused",
@@ -245,7 +247,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
     logs.event(
         "verification_code_sent", request_id=ctx.request_id, tenant=host, user=session.user_key
     )
-    return redirect(_signup_url(rd), 303)
+    return redirect(signup_url(rd), 303)
 
 
 # A second send this soon after the first is a double click rather than a resend.

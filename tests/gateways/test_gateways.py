@@ -40,17 +40,28 @@ IDENTITY = (
 
 
 def spellings(name: str) -> list[str]:
-    """A header name as a forger writes it: any case, `_` for `-`."""
+    """A header name as a forger writes it: any case, `_` for any `-`, and mixtures."""
+    first, rest = name.split("-", 1)
+    mixed_case = "".join(c.upper() if i % 2 else c.lower() for i, c in enumerate(name))
     return [
         name,
         name.lower(),
         name.upper(),
+        mixed_case,
         name.replace("-", "_"),
         name.lower().replace("-", "_"),
+        mixed_case.replace("-", "_"),
+        f"{first}_{rest}",  # X_TicketLog-User
+        f"{first}-{rest.replace('-', '_')}",  # X-TicketLog_User
     ]
 
 
 FORGED = [(spelled, "forged") for name in IDENTITY for spelled in spellings(name)]
+FORWARDING = ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
+FORGED_FORWARDING = [
+    *((spelled, "forged") for name in FORWARDING for spelled in spellings(name)),
+    ("Forwarded", "for=forged;host=forged"),
+]
 
 
 @dataclass
@@ -180,9 +191,15 @@ async def test_forged_identity_headers_never_reach_the_desk_in_any_spelling(
 ) -> None:
     browser = gateway.browser("alice")
     await gateway.world.sign_up(browser, rd="/echo")
-    status, seen = await gateway.desk_view(browser, "/echo", FORGED)
+    status, seen = await gateway.desk_view(browser, "/echo", FORGED + FORGED_FORWARDING)
     assert status == 200
     identity = identity_seen(seen)
+    # The forwarding headers the desk reads are the gateway's, in no other spelling.
+    headers = desk_headers(seen)
+    assert headers["x-forwarded-host"] == HOST
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert not [k for k, v in headers.items() if "forged" in v and "icketlog" not in k], headers
     assert "forged" not in identity.values()
     assert identity["x-ticketlog-email"] == "alice@contoso.test"
     assert "x-ticketlog-roles" not in identity  # no roles claim: no header at all

@@ -8,6 +8,7 @@ the gateway asks the sidecar's /.sso/auth and proxies to the desk itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -295,3 +297,50 @@ async def test_store_down_is_503_through_the_gateway_and_public_paths_flow(
     finally:
         await store.close()
         await redis.stop()
+
+
+async def auth_questions(gateway: Gateway) -> float:
+    """How many requests of the desk's tenant the sidecar has answered so far."""
+    async with gateway.world.http.get(gateway.world.sidecar.admin_url + "/metrics") as reply:
+        text = await reply.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ticketlog_sso_requests_total{") and f'tenant="{HOST}"' in line
+    )
+
+
+async def test_nginx_reuses_a_signed_in_answer_for_at_most_cache_ttl(tmp_path: Path) -> None:
+    async with running_gateway("nginx", tmp_path) as gateway:
+        browser = gateway.browser("alice")
+        await gateway.world.sign_up(browser, rd="/echo")
+        before = await auth_questions(gateway)
+        for _ in range(5):
+            assert (await gateway.desk_view(browser, "/tickets"))[0] == 200
+        assert await auth_questions(gateway) - before == 1  # asked once, then cached
+        # The desk's logout path is never answered from the cache: the session ends.
+        old_cookies = dict(browser.cookies)
+        assert (await browser.get("/logout", navigate=False)).status == 200
+        browser.cookies = old_cookies
+        # A replayed cookie may hold on a cached path for at most session.cache_ttl (5 s),
+        # the bound the sidecar's own cache has across replicas; a new path asks again.
+        assert (await gateway.desk_view(browser, "/other"))[0] == 401
+        await asyncio.sleep(5.5)
+        assert (await gateway.desk_view(browser, "/tickets"))[0] == 401
+
+
+async def test_websockets_go_through_the_gateway_with_the_identity(gateway: Gateway) -> None:
+    browser = gateway.browser("alice")
+    await gateway.world.sign_up(browser, rd="/echo")
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    async with gateway.world.http.ws_connect(
+        gateway.url + "/ws", headers={"Host": HOST, "Cookie": cookie}
+    ) as ws:
+        await ws.send_str("hello")
+        assert await ws.receive_str() == "echo:hello"
+        await ws.send_str("whoami")
+        seen = {k.lower(): v for k, v in json.loads(await ws.receive_str()).items()}
+        assert seen["x-ticketlog-email"] == "alice@contoso.test"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await gateway.world.http.ws_connect(gateway.url + "/ws", headers={"Host": HOST})
+    assert refused.value.status == 401

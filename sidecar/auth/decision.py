@@ -21,6 +21,7 @@ from aiohttp import web
 
 from sidecar.auth.context import SsoServices
 from sidecar.auth.resolve import SignInState, cached_sign_in_state, sign_in_state
+from sidecar.config.model import TenantConfig
 from sidecar.paths import normalized_path, under_prefix
 from sidecar.responses import navigates
 from sidecar.scope import RequestScope
@@ -52,6 +53,28 @@ AT_DESK_LOGOUT = Decision(Verdict.ALLOW, signed_in=True, desk_logout=True)
 NEEDS_LOGIN = Decision(Verdict.LOGIN)
 
 
+def decide_now(
+    ctx: RequestScope,
+    sso: SsoServices,
+    *,
+    target: str,
+    method: str,
+    headers: Mapping[str, str],
+) -> Decision | None:
+    """decide() when no store read is needed (an SSO-less tenant, a public path, no
+    cookie, a cached sign-in), else None. A plain function: the proxy's hot path makes
+    no coroutine for it."""
+    tenant = ctx.tenant
+    assert tenant is not None
+    if not tenant.has_sso:
+        return ANONYMOUS
+    path = _matching_path(tenant.config, target)
+    if under_prefix(path, tenant.config.public_paths):
+        return ANONYMOUS
+    state = cached_sign_in_state(ctx, sso)
+    return None if state is None else _given(ctx, state, path, method, headers)
+
+
 async def decide(
     request: web.Request,
     ctx: RequestScope,
@@ -63,16 +86,28 @@ async def decide(
 ) -> Decision:
     """The decision for the request to `target` (origin-form path and query) of
     ctx.tenant, signed in by the session cookie on ctx (the strip step read it)."""
-    tenant = ctx.tenant
-    assert tenant is not None
-    if not tenant.has_sso:
-        return ANONYMOUS
-    config = tenant.config
-    # Public and logout paths match the decoded, dot-resolved path (sidecar.paths).
-    path = normalized_path(target) if config.public_paths or config.logout_paths else None
-    if under_prefix(path, config.public_paths):
-        return ANONYMOUS
-    state = cached_sign_in_state(ctx, sso) or await sign_in_state(request, shared=True)
+    known = decide_now(ctx, sso, target=target, method=method, headers=headers)
+    if known is not None:
+        return known
+    assert ctx.tenant is not None
+    state = await sign_in_state(request, shared=True)
+    return _given(ctx, state, _matching_path(ctx.tenant.config, target), method, headers)
+
+
+def _matching_path(config: TenantConfig, target: str) -> str | None:
+    """What public and logout paths match: the decoded, dot-resolved path (sidecar.paths),
+    computed only for a tenant that has such paths."""
+    return normalized_path(target) if config.public_paths or config.logout_paths else None
+
+
+def _given(
+    ctx: RequestScope,
+    state: SignInState,
+    path: str | None,
+    method: str,
+    headers: Mapping[str, str],
+) -> Decision:
+    """The decision for a request that is not public, given its sign-in state."""
     if state.session is None:
         return NEEDS_LOGIN
     if state.account is None or (state.email_change_pending and navigates(method, headers)):
@@ -80,6 +115,8 @@ async def decide(
         # is verified; other requests keep the verified address meanwhile.
         return Decision(Verdict.SIGNUP, state=state)
     ctx.identity = state.identity
-    if config.logout_paths and under_prefix(path, config.logout_paths):
+    assert ctx.tenant is not None
+    logout_paths = ctx.tenant.config.logout_paths
+    if logout_paths and under_prefix(path, logout_paths):
         return AT_DESK_LOGOUT
     return SIGNED_IN_EMAIL_PENDING if state.email_change_pending else SIGNED_IN

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.auth.context import SsoServices
-from sidecar.auth.decision import SIGNED_IN, Decision, Verdict, decide
+from sidecar.auth.decision import ANONYMOUS, SIGNED_IN, Decision, Verdict, decide, decide_now
 from sidecar.auth.login import login_url
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
@@ -28,11 +28,14 @@ def session_middleware(*, sso: SsoServices) -> Middleware:
     @web.middleware
     async def session_and_account(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request[SCOPE]
-        decision = await decide(
-            request, ctx, sso, target=ctx.target, method=request.method, headers=request.headers
-        )
-        if decision is SIGNED_IN:  # the hot path first
+        method, headers = request.method, request.headers
+        decision = decide_now(
+            ctx, sso, target=ctx.target, method=method, headers=headers
+        ) or await decide(request, ctx, sso, target=ctx.target, method=method, headers=headers)
+        if decision is SIGNED_IN:  # the hot paths first
             ctx.identity_headers = signer.headers_for(ctx)
+            return await handler(request)
+        if decision is ANONYMOUS:
             return await handler(request)
         if decision.verdict is Verdict.ALLOW:
             if decision.signed_in:

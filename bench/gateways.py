@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bench.nginx import nginx_path
+from bench.nginx import http_prelude, nginx_path
 from bench.procs import Child, spawn
 
 GATEWAYS = Path(__file__).resolve().parents[1] / "deploy" / "gateways"
@@ -60,14 +60,7 @@ events {{
     worker_connections 4096;
 }}
 http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    keepalive_requests 1000000;
-    include {site};
+{http_prelude(prefix)}    include {site};
 }}
 """
 

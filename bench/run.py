@@ -54,7 +54,7 @@ import aiohttp
 
 from bench import instructions
 from bench.loadgen import LoadResult, run_http_load, websocket_echo, wrk_path
-from bench.memory import idle_connections, stream_peaks
+from bench.memory import StreamResult, idle_connections, stream_peaks
 from bench.nginx import nginx_path, nginx_version
 from bench.procs import Child, ClientCpuMeter, CpuMeter, pin, raise_nofile_limit, run_loop
 from bench.signin import LoginResult, login_loop
@@ -308,6 +308,23 @@ async def _started(coro: Awaitable[Child]) -> Child | Exception:
 
 # The rows that need the nginx gateway and its sidecar.
 GATEWAY_ROWS = frozenset({"h", "h-nocache", "gw-upload", "gw-download"})
+
+
+def _rss_rows(results: Sequence[StreamResult], *, key_prefix: str, where: str) -> list[Row]:
+    """The peak-RSS rows of an upload and a download (rows `upload`, `download`, or
+    with `key_prefix`)."""
+    return [
+        Row(
+            key_prefix + result.direction,
+            LABELS[key_prefix + result.direction],
+            result.peak_kib / 1024,
+            "MiB",
+            note=f"{result.size_mib} MiB at {result.mib_per_s:.0f} MiB/s{where}; "
+            f"+{(result.peak_kib - result.rest_kib) / 1024:.1f} MiB over "
+            f"{result.rest_kib / 1024:.1f} MiB before",
+        )
+        for result in results
+    ]
 
 
 def median_round(rows: Sequence[Row]) -> Row:
@@ -657,18 +674,7 @@ class Bench:
             pid=sidecar.pid,
             size_mib=self.settings.stream_mib,
         )
-        return [
-            Row(
-                result.direction,
-                LABELS[result.direction],
-                result.peak_kib / 1024,
-                "MiB",
-                note=f"{result.size_mib} MiB at {result.mib_per_s:.0f} MiB/s; "
-                f"+{(result.peak_kib - result.rest_kib) / 1024:.1f} MiB over "
-                f"{result.rest_kib / 1024:.1f} MiB before",
-            )
-            for result in results
-        ]
+        return _rss_rows(results, key_prefix="", where="")
 
     async def gateway_streams(self) -> list[Row]:
         """The sidecar's RSS while a signed-in upload, then a download, stream through the
@@ -682,18 +688,7 @@ class Bench:
             size_mib=self.settings.stream_mib,
             cookie=await self.cookie("gateway-desk"),
         )
-        return [
-            Row(
-                f"gw-{result.direction}",
-                LABELS[f"gw-{result.direction}"],
-                result.peak_kib / 1024,
-                "MiB",
-                note=f"{result.size_mib} MiB at {result.mib_per_s:.0f} MiB/s through nginx; "
-                f"+{(result.peak_kib - result.rest_kib) / 1024:.1f} MiB over "
-                f"{result.rest_kib / 1024:.1f} MiB before",
-            )
-            for result in results
-        ]
+        return _rss_rows(results, key_prefix="gw-", where=" through nginx")
 
     async def idle(self, count: int) -> Row:
         """RSS of a fresh sidecar holding `count` idle keep-alive connections."""

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit redis chromium soak bench bench-quick bench-instructions profile venv clean messages
+.PHONY: demo test lint unit redis chromium gateways soak bench bench-quick bench-instructions profile venv clean messages
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -37,12 +37,20 @@ chromium:
 	  command -v apt-get >/dev/null || { echo "install Chromium at /usr/bin/chromium"; exit 1; }; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
+# The forward-auth tests run the shipped nginx and Caddy configurations (deploy/gateways/)
+# with Debian's packages; the daemons they would start on install stay stopped.
+gateways:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx && command -v caddy >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "install nginx and caddy (Debian: apt-get install nginx caddy)"; exit 1; }; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx caddy; }
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sidecar tests bench
 	$(VENV)/bin/ruff format --check sidecar tests bench
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) redis chromium
+unit: $(STAMP) redis chromium gateways
 	$(PY) -m pytest
 
 # The benchmark: one table, every row measured in the same run (bench/run.py). wrk, nginx

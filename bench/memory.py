@@ -33,14 +33,16 @@ class StreamResult:
 
 
 async def stream_peaks(
-    *, sidecar_url: str, host: str, pid: int, size_mib: int
+    *, sidecar_url: str, host: str, pid: int, size_mib: int, cookie: str | None = None
 ) -> tuple[StreamResult, StreamResult]:
-    """Upload then download `size_mib` MiB through the sidecar; the peak RSS of each."""
+    """Upload then download `size_mib` MiB through the sidecar (or a gateway in front of
+    it, `sidecar_url`); the peak RSS of each in process `pid`."""
     size = size_mib * 1024 * 1024
     block = os.urandom(1024 * 1024)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
+    headers = {"Host": host, **({"Cookie": cookie} if cookie else {})}
     async with aiohttp.ClientSession(timeout=timeout) as http:
-        async with http.get(f"{sidecar_url}/", headers={"Host": host}) as r:
+        async with http.get(f"{sidecar_url}/", headers=headers) as r:
             await r.read()  # warm up: imports, pools
 
         async def body() -> AsyncIterator[bytes]:
@@ -50,7 +52,7 @@ async def stream_peaks(
         rest = _status_kib(pid, "VmRSS")
         _reset_peak(pid)
         started = time.monotonic()
-        async with http.post(f"{sidecar_url}/upload", data=body(), headers={"Host": host}) as r:
+        async with http.post(f"{sidecar_url}/upload", data=body(), headers=headers) as r:
             result = await r.json()
         if result.get("length") != size:
             raise RuntimeError(f"upload arrived incomplete: {result}")
@@ -62,7 +64,7 @@ async def stream_peaks(
         _reset_peak(pid)
         started = time.monotonic()
         received = 0
-        async with http.get(f"{sidecar_url}/download?size={size}", headers={"Host": host}) as r:
+        async with http.get(f"{sidecar_url}/download?size={size}", headers=headers) as r:
             async for chunk in r.content.iter_any():
                 received += len(chunk)
         if received != size:

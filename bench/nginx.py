@@ -26,6 +26,19 @@ def nginx_version(binary: str) -> str:
     return (done.stderr or done.stdout).strip().removeprefix("nginx version: ")
 
 
+def http_prelude(prefix: Path) -> str:
+    """The http-context lines every throw-away nginx of the benchmark shares: no access
+    log, temporary files under `prefix`, keep-alive without a request limit."""
+    return f"""    access_log off;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    keepalive_requests 1000000;
+"""
+
+
 def nginx_conf(*, prefix: Path, port: int, upstream_port: int, workers: int = 1) -> str:
     user = "user root;\n" if os.geteuid() == 0 else ""
     return f"""{user}worker_processes {workers};
@@ -39,14 +52,7 @@ events {{
     multi_accept on;
 }}
 http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    keepalive_requests 1000000;
-    upstream fast {{
+{http_prelude(prefix)}    upstream fast {{
         server 127.0.0.1:{upstream_port};
         keepalive 256;
     }}

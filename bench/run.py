@@ -54,7 +54,7 @@ import aiohttp
 
 from bench import instructions
 from bench.loadgen import LoadResult, run_http_load, websocket_echo, wrk_path
-from bench.memory import idle_connections, stream_peaks
+from bench.memory import StreamResult, idle_connections, stream_peaks
 from bench.nginx import nginx_path, nginx_version
 from bench.procs import Child, ClientCpuMeter, CpuMeter, pin, raise_nofile_limit, run_loop
 from bench.signin import LoginResult, login_loop
@@ -266,10 +266,14 @@ LABELS = {
     "e": "(e) sidecar signed in, memory store",
     "f": "(f) sidecar signed in, Redis store",
     "g": "(g) sidecar WebSocket echo",
+    "h": "(h) signed in, nginx + forward-auth",
+    "h-nocache": "(h) without nginx's auth cache",
     "signin": "sign-in callbacks (memory store)",
     "upload": "peak RSS upload",
     "download": "peak RSS download",
     "idle": "RSS with idle keep-alive conns",
+    "gw-upload": "sidecar RSS, upload via nginx gateway",
+    "gw-download": "sidecar RSS, download via gateway",
     "pair": "(e)/(d) side by side, one CPU",
     "pair-fc": "(f)/(c) side by side, one CPU",
     "instr": "instructions/request, public (d)",
@@ -300,6 +304,27 @@ async def _started(coro: Awaitable[Child]) -> Child | Exception:
         return await coro
     except Exception as exc:  # reported by the rows that need this process
         return exc
+
+
+# The rows that need the nginx gateway and its sidecar.
+GATEWAY_ROWS = frozenset({"h", "h-nocache", "gw-upload", "gw-download"})
+
+
+def _rss_rows(results: Sequence[StreamResult], *, key_prefix: str, where: str) -> list[Row]:
+    """The peak-RSS rows of an upload and a download (rows `upload`, `download`, or
+    with `key_prefix`)."""
+    return [
+        Row(
+            key_prefix + result.direction,
+            LABELS[key_prefix + result.direction],
+            result.peak_kib / 1024,
+            "MiB",
+            note=f"{result.size_mib} MiB at {result.mib_per_s:.0f} MiB/s{where}; "
+            f"+{(result.peak_kib - result.rest_kib) / 1024:.1f} MiB over "
+            f"{result.rest_kib / 1024:.1f} MiB before",
+        )
+        for result in results
+    ]
 
 
 def median_round(rows: Sequence[Row]) -> Row:
@@ -364,8 +389,38 @@ class Bench:
             starts["nginx"] = self.stack.start_nginx(nginx)
         if redis_url:
             starts["redis"] = self.stack.start_sidecar("sidecar-redis", redis_url=redis_url)
+        if nginx and self.settings.rows & GATEWAY_ROWS:
+            starts["gateway-sidecar"] = self.stack.start_sidecar(
+                "sidecar-gateway", trusted_proxies=["127.0.0.1/32"]
+            )
         done = await asyncio.gather(*(_started(c) for c in starts.values()))
         self.processes = dict(zip(starts, done, strict=True))
+        if isinstance(self.processes.get("gateway-sidecar"), Child):
+            await self.start_gateways()
+
+    async def start_gateways(self) -> None:
+        """Rows (h): the shipped nginx forward-auth configuration asking a sidecar of its
+        own, in front of the fast upstream (with and without its auth cache) and of the
+        sample desk (the 1 GiB streams)."""
+        sidecar = self.child("gateway-sidecar")
+        fast, desk = self.stack.upstream.port, self.stack.desk_port
+        gateways: dict[str, Awaitable[Child]] = {
+            "gateway": self.stack.start_gateway("nginx-gateway", sidecar, desk_port=fast),
+            "gateway-nocache": self.stack.start_gateway(
+                "nginx-gateway-nocache", sidecar, desk_port=fast, cache=False
+            ),
+            "gateway-desk": self.stack.start_gateway("nginx-gateway-desk", sidecar, desk_port=desk),
+        }
+        done = await asyncio.gather(*(_started(c) for c in gateways.values()))
+        self.processes.update(zip(gateways, done, strict=True))
+
+    def measured(self, proxy: str) -> list[int]:
+        """The processes a row's proxy CPU counts: a gateway row counts nginx and the
+        sidecar it asks."""
+        pids = self.child(proxy).pids
+        if proxy.startswith("gateway"):
+            pids += self.child("gateway-sidecar").pids
+        return pids
 
     def child(self, name: str) -> Child:
         found = self.processes[name]
@@ -374,7 +429,10 @@ class Bench:
         return found
 
     async def cookie(self, name: str) -> str:
-        """The session cookie of `alice`, signed up on that sidecar (once)."""
+        """The session cookie of `alice`, signed up on that sidecar (once); a gateway's is
+        that of the sidecar it asks."""
+        if name.startswith("gateway"):
+            name = "gateway-sidecar"
         if name not in self.cookies:
             self.cookies[name] = await self.stack.sign_up(self.child(name))
         return self.cookies[name]
@@ -434,7 +492,9 @@ class Bench:
             if warmup and settings.warmup:
                 await load(settings.warmup)
             result, cpu = await _measured(
-                target.pids if proxy else [], self.stack.upstream.pids, load(settings.duration)
+                self.measured(proxy) if proxy else [],
+                self.stack.upstream.pids,
+                load(settings.duration),
             )
         finally:
             if proxy is None and self.other_cpus:
@@ -614,18 +674,21 @@ class Bench:
             pid=sidecar.pid,
             size_mib=self.settings.stream_mib,
         )
-        return [
-            Row(
-                result.direction,
-                LABELS[result.direction],
-                result.peak_kib / 1024,
-                "MiB",
-                note=f"{result.size_mib} MiB at {result.mib_per_s:.0f} MiB/s; "
-                f"+{(result.peak_kib - result.rest_kib) / 1024:.1f} MiB over "
-                f"{result.rest_kib / 1024:.1f} MiB before",
-            )
-            for result in results
-        ]
+        return _rss_rows(results, key_prefix="", where="")
+
+    async def gateway_streams(self) -> list[Row]:
+        """The sidecar's RSS while a signed-in upload, then a download, stream through the
+        nginx gateway: in forward-auth mode bodies never reach the sidecar."""
+        sidecar = self.child("gateway-sidecar")
+        gateway = self.child("gateway-desk")
+        results = await stream_peaks(
+            sidecar_url=f"http://127.0.0.1:{gateway.port}",
+            host=SSO_HOST,
+            pid=sidecar.pid,
+            size_mib=self.settings.stream_mib,
+            cookie=await self.cookie("gateway-desk"),
+        )
+        return _rss_rows(results, key_prefix="gw-", where=" through nginx")
 
     async def idle(self, count: int) -> Row:
         """RSS of a fresh sidecar holding `count` idle keep-alive connections."""
@@ -685,10 +748,13 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
                 ("d", "memory", PUBLIC_PATH, False),
                 ("e", "memory", PRIVATE_PATH, True),
                 ("f", "redis", PRIVATE_PATH, True),
+                ("h", "gateway", PRIVATE_PATH, True),
+                ("h-nocache", "gateway-nocache", PRIVATE_PATH, True),
             ]
             wanted = settings.rows
             plan = [step for step in plan if step[0] in wanted]
-            skipped = {"b": "nginx not installed (apt-get install nginx)"} if not nginx else {}
+            no_nginx = "nginx not installed (apt-get install nginx)"
+            skipped = {"b": no_nginx, "h": no_nginx, "h-nocache": no_nginx} if not nginx else {}
             if redis_problem:
                 skipped["f"] = redis_problem
             rounds: dict[str, list[Row]] = {key: [] for key, *_ in plan}
@@ -729,6 +795,11 @@ async def measure(settings: Settings, tool: str, nginx: str | None, report: Repo
                 await bench.run("upload", bench.streams)
             if "idle" in wanted:
                 await bench.run("idle", lambda: bench.idle(idle))
+            if wanted & {"gw-upload", "gw-download"}:
+                if nginx:
+                    await bench.run("gw-upload", bench.gateway_streams)
+                else:
+                    bench.skip("gw-upload", no_nginx)
             if any(row.failed for row in report.rows):
                 bench.log_tails()
         if wanted & {"instr", "instr-cookie", "instr-signed"}:
@@ -825,6 +896,8 @@ RATIOS = (
     ("f", "c", "signed-in sidecar (Redis) vs naive aiohttp proxy"),
     ("e", "d", "signed-in (memory) vs public path, same sidecar"),
     ("d", "b", "sidecar public path vs nginx"),
+    ("h", "b", "nginx + forward-auth, signed in, vs nginx proxy_pass"),
+    ("h-nocache", "b", "the same without nginx's auth cache"),
 )
 
 

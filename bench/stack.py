@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from bench.gateways import start_nginx_gateway
 from bench.nginx import start_nginx
 from bench.procs import Child, free_port, python_module, spawn, wait_for_port
 from bench.signin import console_code_reader, sign_up
@@ -58,7 +59,12 @@ class Stack:
         return f"http://127.0.0.1:{self.desk_port}"
 
     def sidecar_config(
-        self, *, public_port: int, admin_port: int, redis_url: str | None = None
+        self,
+        *,
+        public_port: int,
+        admin_port: int,
+        redis_url: str | None = None,
+        trusted_proxies: list[str] | None = None,
     ) -> dict[str, Any]:
         session: dict[str, Any] = {"store": "memory", "secret_keys": [self.session_key]}
         if redis_url:
@@ -68,6 +74,8 @@ class Stack:
                 "listen": f"127.0.0.1:{public_port}",
                 "admin_listen": f"127.0.0.1:{admin_port}",
                 "shutdown_grace": "2s",
+                # A gateway in front (forward-auth rows) must be trusted.
+                "trusted_proxies": trusted_proxies or [],
             },
             "session": session,
             "email": {"backend": "console"},
@@ -93,12 +101,17 @@ class Stack:
         self.children.append(child)
         return child
 
-    async def start_sidecar(self, name: str, *, redis_url: str | None = None) -> Child:
+    async def start_sidecar(
+        self, name: str, *, redis_url: str | None = None, trusted_proxies: list[str] | None = None
+    ) -> Child:
         """`python -m sidecar serve -c CONFIG` in its own process; returns once /readyz is 200."""
         public_port, admin_port = free_port(), free_port()
         config = self.workdir / f"{name}.yaml"
         document = self.sidecar_config(
-            public_port=public_port, admin_port=admin_port, redis_url=redis_url
+            public_port=public_port,
+            admin_port=admin_port,
+            redis_url=redis_url,
+            trusted_proxies=trusted_proxies,
         )
         config.write_text(yaml.safe_dump(document))
         child = self._track(
@@ -138,6 +151,25 @@ class Stack:
         child = self._track(
             start_nginx(
                 binary, workdir=self.workdir, port=free_port(), upstream_port=self.upstream.port
+            )
+        )
+        await wait_for_port(child)
+        return child
+
+    async def start_gateway(
+        self, name: str, sidecar: Child, *, desk_port: int, cache: bool = True
+    ) -> Child:
+        """The shipped nginx forward-auth configuration (deploy/gateways/nginx) in front
+        of `desk_port`, asking `sidecar`; SSO_HOST is its server name."""
+        child = self._track(
+            start_nginx_gateway(
+                workdir=self.workdir,
+                port=free_port(),
+                sidecar_port=sidecar.port,
+                desk_port=desk_port,
+                host=SSO_HOST,
+                cache=cache,
+                name=name,
             )
         )
         await wait_for_port(child)

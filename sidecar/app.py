@@ -5,12 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar.access_log import count_body_bytes
-from sidecar.auth import info, login, logout, signup_routes
+from sidecar.auth import forward_auth, info, login, logout, signup_routes
 from sidecar.auth.context import SSO
-from sidecar.middleware.inject import inject_middleware
 from sidecar.middleware.no_store import signed_in_no_store
 from sidecar.middleware.own_routes import Routes, own_routes_middleware
-from sidecar.middleware.public import public_paths_middleware
 from sidecar.middleware.scope import scope_middleware
 from sidecar.middleware.session import session_middleware
 from sidecar.middleware.strip import strip_middleware
@@ -45,10 +43,8 @@ def build_public_app(runtime: Runtime) -> web.Application:
             scope_middleware(trusted_proxies=config.server.trusted_proxies),  # 1
             tenant_middleware(tenants=runtime.tenants),  # 2
             strip_middleware(),  # 3
-            own_routes_middleware(routes=SSO_ROUTES),  # 4
-            public_paths_middleware(),  # 5
-            session_middleware(sso=runtime.sso),  # 6, 7
-            inject_middleware(signer=runtime.sso.signer),  # 8
+            own_routes_middleware(routes=SSO_ROUTES, forward_auth=forward_auth.forward_auth),  # 4
+            session_middleware(sso=runtime.sso),  # 5, 6, 7, 8
         ],
         client_max_size=OWN_ROUTE_MAX_BODY,
     )

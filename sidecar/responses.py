@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -30,11 +31,17 @@ PAGE_HEADERS = {
 
 def is_navigation(request: web.Request) -> bool:
     """A browser navigation, by the contract: GET/HEAD accepting HTML or Sec-Fetch-Mode navigate."""
-    if request.method not in ("GET", "HEAD"):
+    return navigates(request.method, request.headers)
+
+
+def navigates(method: str, headers: Mapping[str, str]) -> bool:
+    """is_navigation for a request given by its method and headers (forward-auth judges a
+    request the gateway describes, not the one it sends)."""
+    if method not in ("GET", "HEAD"):
         return False
-    if request.headers.get("Sec-Fetch-Mode", "").lower() == "navigate":
+    if headers.get("Sec-Fetch-Mode", "").lower() == "navigate":
         return True
-    return "text/html" in request.headers.get("Accept", "").lower()
+    return "text/html" in headers.get("Accept", "").lower()
 
 
 # The desk proxy's error texts (sidecar/proxy.py), listed for the catalogue: error_page

@@ -105,7 +105,8 @@ def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTabl
                 expiry = credential.newest.not_after.timestamp()
                 metrics.CLIENT_CERTIFICATE_EXPIRY.labels(t.host).set(expiry)
                 _warn_if_expiring(t.host, credential)
-        tenants.append(Tenant(config=t, upstream=URL(t.upstream), sso=provider))
+        upstream = URL(t.upstream) if t.upstream is not None else None
+        tenants.append(Tenant(config=t, upstream=upstream, sso=provider))
     return TenantTable(tenants)
 
 

@@ -26,9 +26,6 @@ class RequestScope:
     upstream_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
     # The sidecar's own cookies from the request, by name (taken out of upstream_headers).
     our_cookies: dict[str, str] = field(default_factory=dict)
-    # normalized_path(target), once per request: public_paths and logout_paths match on it.
-    path_for_matching: str | None = None
-    is_public_path: bool = False
     identity: Any = None  # the signed-in identity (sidecar.auth), once known
     # Its headers for the desk (sidecar.auth.identity.IdentityHeaders), sent after
     # upstream_headers.

@@ -61,7 +61,7 @@ class Tenant:
     """One desk: its configuration plus what is derived from it once, not per request."""
 
     config: TenantConfig
-    upstream: URL
+    upstream: URL | None  # None: forward-auth only, nothing is proxied
     # Filled by the sign-in layer for tenants with an sso block (the OIDC provider).
     sso: Any = field(default=None, compare=False)
 
@@ -74,12 +74,19 @@ class Tenant:
     @cached_property
     def upstream_origin(self) -> str:
         """scheme://host[:port] of the desk: request targets are appended to it as they are."""
+        assert self.upstream is not None
         return str(self.upstream.origin())
 
     @cached_property
     def origin(self) -> Origin:
         """The desk's address for the upstream pool."""
+        assert self.upstream is not None
         return Origin.of(self.upstream)
+
+    @cached_property
+    def proxies(self) -> bool:
+        """False for a forward-auth-only tenant: the sidecar answers /.sso/* alone."""
+        return self.upstream is not None
 
     @cached_property
     def has_sso(self) -> bool:

@@ -53,9 +53,11 @@ from sidecar.signup import (
     normalize_typed_email,
 )
 
+SIGNUP_PATH = "/.sso/signup"
 
-def _signup_url(rd: str) -> str:
-    return "/.sso/signup?rd=" + quote(rd, safe="/")
+
+def signup_url(rd: str) -> str:
+    return SIGNUP_PATH + "?rd=" + quote(rd, safe="/")
 
 
 # How long the outcome of a form POST waits for the GET that shows it (PRG).
@@ -106,7 +108,7 @@ async def _answer(
     browser's history holds only GETs, so Back or a reload never asks to resend a form."""
     flash = _Flash(status, error, notice, typed_email[:_MAX_KEPT_INPUT] if typed_email else None)
     await request.app[SSO].store.set(_flash_key(session), flash.to_json(), FLASH_TTL)
-    return redirect(_signup_url(rd), 303)
+    return redirect(signup_url(rd), 303)
 
 
 def email_is_fixed(state: SignInState) -> bool:
@@ -184,7 +186,7 @@ async def _guard(
                 title=N_("This form has expired"),
                 message=N_("Please go back, reload the page and try again."),
                 request_id=ctx.request_id,
-                action_url=_signup_url(rd),
+                action_url=signup_url(rd),
                 action_label=N_("Reload the page"),
                 force_html=True,
                 rd=rd,
@@ -239,7 +241,7 @@ async def signup_page(request: web.Request) -> web.StreamResponse:
 
 async def verify_page(request: web.Request) -> web.StreamResponse:
     """`/.sso/verify` opened by GET (a bookmark, Back, a reload): back to the screen."""
-    return redirect(_signup_url(safe_redirect_target(request.query.get("rd"))), 303)
+    return redirect(signup_url(safe_redirect_target(request.query.get("rd"))), 303)
 
 
 def _email_problem(lang: Language, problem: InvalidEmail) -> str:
@@ -322,7 +324,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
             sso, host, session.user_key, email, exc
         ):
             # The first send of a double click stands: show its page, not an error.
-            return redirect(_signup_url(rd), 303)
+            return redirect(signup_url(rd), 303)
         metrics.CODES_SEND_FAILED.labels(host, exc.reason).inc()
         logs.warning(
             "verification_code_refused",
@@ -368,7 +370,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
         "verification_code_sent", request_id=ctx.request_id, tenant=host, user=session.user_key
     )
     if replaced is None:
-        return redirect(_signup_url(rd), 303)
+        return redirect(signup_url(rd), 303)
     # A resend (or a new address): say so, since the screen itself looks the same.
     notice = _("A new code was sent to %(email)s. Codes sent before it no longer work.") % {
         "email": email

@@ -472,7 +472,8 @@ class BrandingConfig(_Model):
 
 class TenantConfig(_Model):
     host: HostName
-    upstream: Annotated[HttpUrl, AfterValidator(_upstream_origin)]
+    # Absent: forward-auth only: a gateway proxies to the desk and asks /.sso/auth.
+    upstream: Annotated[HttpUrl, AfterValidator(_upstream_origin)] | None = None
     plan: str = "standard"
     name: str | None = None  # the desk's display name in pages and mail; defaults to the host
     public_paths: PathPrefixes = ()

@@ -1,4 +1,10 @@
-"""Step 4: the reserved `/.sso/` prefix is answered here and never forwarded."""
+"""Step 4: the reserved `/.sso/` prefix is answered here and never forwarded.
+
+The forward-auth route (`/.sso/auth`, and the paths below it for Envoy) answers
+on every tenant and for every method: a gateway asks about SSO-less tenants
+and POSTs too. A tenant without `upstream` (forward-auth only) answers nothing
+but `/.sso/*`: every other path is a 404 page.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from sidecar.responses import error_response
 from sidecar.scope import SCOPE
 
 SSO_PREFIX = "/.sso/"
+AUTH_PATH = "/.sso/auth"
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # path -> method -> handler
 Routes = Mapping[str, Mapping[str, RouteHandler]]
@@ -23,7 +30,7 @@ Routes = Mapping[str, Mapping[str, RouteHandler]]
 _SLASHES = re.compile(r"/{2,}")
 
 
-def _names_our_prefix(target: str, decoded: str) -> bool:
+def names_sso_prefix(target: str, decoded: str) -> bool:
     """SECURITY: `/.sso/` is ours however it is spelled, so none of `/%2Esso/login`,
     `/x/../.sso/login`, `/./.sso/login` or `//.sso/login` reaches the desk, which
     may normalise them back to our prefix."""
@@ -39,23 +46,30 @@ def _names_our_prefix(target: str, decoded: str) -> bool:
     return False
 
 
-def own_routes_middleware(*, routes: Routes) -> Middleware:
+def _not_found(request: web.Request) -> web.Response:
+    return error_response(
+        request,
+        status=404,
+        error="not_found",
+        title=N_("Not found"),
+        message=N_("There is no such page."),
+        request_id=request[SCOPE].request_id,
+    )
+
+
+def own_routes_middleware(*, routes: Routes, forward_auth: RouteHandler) -> Middleware:
     @web.middleware
     async def own_routes(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request[SCOPE]
-        if not _names_our_prefix(ctx.target, request.path):
-            return await handler(request)
-        assert ctx.tenant is not None
-        methods = routes.get(request.path) if ctx.tenant.has_sso else None
+        tenant = ctx.tenant
+        assert tenant is not None
+        if not names_sso_prefix(ctx.target, request.path):
+            return await handler(request) if tenant.proxies else _not_found(request)
+        if request.path == AUTH_PATH or ctx.target.startswith(AUTH_PATH + "/"):
+            return await forward_auth(request)
+        methods = routes.get(request.path) if tenant.has_sso else None
         if methods is None:
-            return error_response(
-                request,
-                status=404,
-                error="not_found",
-                title=N_("Not found"),
-                message=N_("There is no such page."),
-                request_id=ctx.request_id,
-            )
+            return _not_found(request)
         route = methods.get(request.method) or (
             methods.get("GET") if request.method == "HEAD" else None
         )

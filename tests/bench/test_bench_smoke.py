@@ -30,8 +30,12 @@ ROWS = (
     "peak RSS upload",
     "peak RSS download",
     "RSS with idle keep-alive conns",
+    "(h) signed in, nginx + forward-auth",
+    "(h) without nginx's auth cache",
+    "sidecar RSS, upload via nginx gateway",
+    "sidecar RSS, download via gateway",
 )
-RATIOS = ("(e)/(c)", "(f)/(c)", "(e)/(d)", "(d)/(b)")
+RATIOS = ("(e)/(c)", "(f)/(c)", "(e)/(d)", "(d)/(b)", "(h)/(b)", "(h-nocache)/(b)")
 
 
 @pytest.mark.slow

@@ -78,7 +78,6 @@ def test_good_config_loads_with_durations_secrets_and_normalised_hosts() -> None
 BROKEN = [
     ("session.secret_keys", None, "session.secret_keys: required field is missing"),
     ("tenants", None, "tenants: required field is missing"),
-    ("tenants.0.upstream", None, "tenants[0].upstream: required field is missing"),
     ("server.listen", 8080, "server.listen: must be HOST:PORT"),
     ("session.lifetime", "12 hours", "session.lifetime: not a duration"),
     ("server.shutdown_grace", "-5s", "server.shutdown_grace: not a duration"),

@@ -20,6 +20,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from sidecar import logs
+from sidecar.responses import SERVER_NAME
 
 
 def response_started(request: BaseRequest) -> bool:
@@ -46,6 +47,9 @@ class _QuietErrorsHandler(RequestHandler):
         )
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         response = web.Response(status=status, text=f"{status} {phrase}\n")
+        # No app, so no on_response_prepare: named here, like every other answer (no
+        # Python or aiohttp version for an attacker to look up).
+        response.headers["Server"] = SERVER_NAME
         response.force_close()
         return response
 

@@ -15,7 +15,7 @@ from sidecar.access_log import ACCESS_LOG
 from sidecar.config.model import Config
 from sidecar.dev.desk import make_desk_app
 from sidecar.version import sidecar_version
-from tests.helpers import base_config, config_from, run_sidecar, serve_app
+from tests.helpers import base_config, config_from, raw_http, run_sidecar, serve_app
 
 HOST = "desk.example.test"
 
@@ -96,6 +96,14 @@ async def test_the_server_header_names_no_python_or_aiohttp_version() -> None:
             async with http.get(url, headers={"Host": host}) as answer:
                 server = answer.headers.get("Server", "")
                 assert server == "ticketlog-sso", (url, server)
+        # A request aiohttp cannot parse is answered before any app sees it.
+        reply = await raw_http(
+            sidecar.listeners.public_port, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n"
+        )
+        assert reply.split(b" ", 2)[1] == b"400", reply[:40]
+        assert b"\r\nServer: ticketlog-sso\r\n" in reply
+        assert b"aiohttp" not in reply
+        assert b"Python" not in reply
 
 
 async def test_metrics_carry_build_info_process_metrics_and_own_answer_latency() -> None:

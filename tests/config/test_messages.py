@@ -102,7 +102,8 @@ def test_an_unknown_field_with_no_near_name_lists_the_allowed_ones() -> None:
     problems = problems_of(document)
     assert problems == [
         "signup.zebra: unknown field (the fields allowed here: code_ttl, max_attempts, "
-        "resend_cooldown, max_sends_per_hour, max_sends_per_hour_per_ip)"
+        "resend_cooldown, max_sends_per_hour, max_sends_per_hour_per_ip, "
+        "allow_reserved_email_domains)"
     ]
     assert not any("contract" in p or "shared" in p for p in problems)
 

@@ -218,9 +218,10 @@ def test_check_config_warns_30_days_ahead(
         tmp_path,
         client_certificate=[write_pair(tmp_path, later, "new"), write_pair(tmp_path, soon, "old")],
     )
-    status, out, _ = check_config(tmp_path, doc, capsys)
+    status, _, err = check_config(tmp_path, doc, capsys)
     assert status == 0
-    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    # Warnings go to standard error, like every other check-config warning.
+    warnings = [line for line in err.splitlines() if line.startswith(f"warning: {HOST}:")]
     assert len(warnings) == 1
     assert warnings[0].startswith(f"warning: {HOST}: certificate 2 of 2 (SHA-1 thumbprint ")
     assert "expires in 19 days" in warnings[0]

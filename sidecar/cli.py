@@ -11,8 +11,10 @@ from collections.abc import Sequence
 
 from sidecar import logs
 from sidecar.commands import check_entra, delete_account, list_accounts, show_account
-from sidecar.config.loading import ConfigError, load_config
+from sidecar.config import sources
+from sidecar.config.loading import ConfigError
 from sidecar.config.model import Config
+from sidecar.fingerprints import fingerprint
 from sidecar.runtime import open_runtime
 from sidecar.serve import serve_until_signalled
 
@@ -27,12 +29,21 @@ def _config_path(args: argparse.Namespace) -> str | None:
 
 def _load(args: argparse.Namespace) -> Config | None:
     """The config, or None after printing every problem (exit status 2 follows)."""
+    loaded = _load_source(args)
+    return None if loaded is None else loaded.config
+
+
+def _load_source(args: argparse.Namespace) -> sources.LoadedConfig | None:
+    """The config with the files it was read from, or None after printing every problem."""
     path = _config_path(args)
     if not path:
-        print("error: no config file: pass -c FILE or set TICKETLOG_SSO_CONFIG", file=sys.stderr)
+        print(
+            "error: no config: pass -c FILE (or a directory) or set TICKETLOG_SSO_CONFIG",
+            file=sys.stderr,
+        )
         return None
     try:
-        return load_config(path)
+        return sources.load(path)
     except ConfigError as exc:
         print(f"{path}: invalid configuration", file=sys.stderr)
         for problem in exc.problems:
@@ -62,18 +73,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"{tenant.host}: Entra ID sign-in (tenant {tenant.sso.tenant}); register in Entra:")
         for label, uri in registration_uris(tenant.host):
             print(f"  {label}: {uri}")
+        # Which secret is which, without showing one: the rotation metric uses these.
+        prints = [fingerprint(s.get_secret_value()) for s in tenant.sso.client_secret]
+        print(f"  Client secret fingerprints, newest first: {', '.join(prints)}")
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _load(args)
-    if config is None:
+    loaded = _load_source(args)
+    if loaded is None:
         return EXIT_INVALID
     logs.configure_logging()
 
     async def main() -> None:
-        async with open_runtime(config, config_path=_config_path(args)) as runtime:
-            await serve_until_signalled(runtime)
+        async with open_runtime(loaded.config, config_path=_config_path(args)) as runtime:
+            await serve_until_signalled(runtime, loaded=loaded)
 
     _run(main())
     return EXIT_OK
@@ -125,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("-c", "--config", help="config file (default: $TICKETLOG_SSO_CONFIG)")
+        sub.add_argument(
+            "-c", "--config", help="config file or directory (default: $TICKETLOG_SSO_CONFIG)"
+        )
         return sub
 
     with_config("serve", "run the proxy").set_defaults(func=cmd_serve)
@@ -144,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("delete", "remove an account: the user goes through signup again"),
     ):
         sub = actions.add_parser(action, help=help_text)
-        sub.add_argument("-c", "--config", help="config file (default: $TICKETLOG_SSO_CONFIG)")
+        sub.add_argument(
+            "-c", "--config", help="config file or directory (default: $TICKETLOG_SSO_CONFIG)"
+        )
         sub.add_argument("--host", required=True, help="the tenant host")
         if action != "list":
             sub.add_argument(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from yarl import URL
 from sidecar.auth.cache import SignInCache
 from sidecar.auth.context import SsoServices
 from sidecar.auth.identity import AssertionSigner
-from sidecar.config.model import Config
+from sidecar.config.model import Config, SsoConfig, TenantConfig
 from sidecar.keys import DerivedKeys
 from sidecar.oidc.provider import EntraProvider
 from sidecar.proxy import make_upstream_session
@@ -33,7 +34,7 @@ from sidecar.signup import (
     SmtpMailer,
     VerificationCodes,
 )
-from sidecar.tenants import Tenant, TenantTable, TenantTableRef
+from sidecar.tenants import LazySso, Tenant, TenantTable, TenantTableRef
 from sidecar.upstream import UpstreamPool
 
 
@@ -53,21 +54,32 @@ def open_store(config: Config) -> Store:
     return RedisStore.from_url(session.redis_url.get_secret_value())
 
 
+def entra_provider(sso: SsoConfig, idp_http: aiohttp.ClientSession) -> EntraProvider:
+    """A tenant's Entra provider (it caches its own discovery and keys)."""
+    return EntraProvider(
+        authority=sso.authority,
+        tenant=sso.tenant,
+        client_id=sso.client_id,
+        client_secrets=[s.get_secret_value() for s in sso.client_secret],
+        http=idp_http,
+    )
+
+
+def build_tenant(
+    config: TenantConfig, idp_http: aiohttp.ClientSession, lazy_sso: LazySso | None = None
+) -> Tenant:
+    """One tenant; its provider is built at first use unless ``lazy_sso`` is handed over."""
+    sso = config.sso
+    if sso is None:
+        lazy_sso = None
+    elif lazy_sso is None:
+        lazy_sso = LazySso(functools.partial(entra_provider, sso, idp_http))
+    return Tenant(config=config, upstream=URL(config.upstream), lazy_sso=lazy_sso)
+
+
 def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTable:
-    """Tenants with their Entra providers (each caches its own discovery and keys)."""
-    tenants = []
-    for t in config.tenants:
-        provider = None
-        if t.sso is not None:
-            provider = EntraProvider(
-                authority=t.sso.authority,
-                tenant=t.sso.tenant,
-                client_id=t.sso.client_id,
-                client_secrets=[s.get_secret_value() for s in t.sso.client_secret],
-                http=idp_http,
-            )
-        tenants.append(Tenant(config=t, upstream=URL(t.upstream), sso=provider))
-    return TenantTable(tenants)
+    """Tenants whose Entra providers are built when first needed."""
+    return TenantTable(build_tenant(t, idp_http) for t in config.tenants)
 
 
 def open_mailer(config: Config) -> tuple[Mailer, str]:
@@ -193,6 +205,7 @@ async def monitor_store(store: Store, interval: float = 1.0) -> None:
 
 
 async def close_providers(table: TenantTable) -> None:
+    """Close the providers that were built (an idle tenant never built one)."""
     for tenant in table:
-        if isinstance(tenant.sso, EntraProvider):
-            await tenant.sso.aclose()
+        if tenant.lazy_sso is not None and isinstance(tenant.lazy_sso.built, EntraProvider):
+            await tenant.lazy_sso.built.aclose()

@@ -314,7 +314,9 @@ async def _complete(
             message="Microsoft Entra ID sent a sign-in we could not verify. Please try again.",
             result="invalid_id_token",
         )
-    metrics.CLIENT_SECRET_IN_USE.labels(host).set(result.secret_index)
+    metrics.record_client_secret(
+        host, result.secret_index, provider.secret_fingerprint(result.secret_index)
+    )
     claims = result.id_token_claims
     cookie, _session = await sso.sessions.create(host, claims)
     metrics.SIGN_INS.labels(host, "ok").inc()

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from sidecar.fingerprints import fingerprint
 from sidecar.metrics import IDP_FETCHES
 
 from ._http import request_json
@@ -126,6 +127,11 @@ class EntraProvider:
     @property
     def authority(self) -> str:
         return self._authority
+
+    def secret_fingerprint(self, index: int) -> str:
+        """The fingerprint of client secret ``index`` (never the value): what the
+        rotation metric shows, so it names the secret actually in use."""
+        return fingerprint(self._secrets[index])
 
     # -- discovery ---------------------------------------------------------
 

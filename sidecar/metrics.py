@@ -88,6 +88,8 @@ def record_client_secret(tenant: str, index: int, fingerprint: str) -> None:
         CLIENT_SECRET_IN_USE.remove(tenant, previous)
     _SECRET_SHOWN[tenant] = fingerprint
     CLIENT_SECRET_IN_USE.labels(tenant, fingerprint).set(index)
+
+
 LOGOUTS = Counter("ticketlog_sso_logouts", "Sessions ended", ["tenant", "kind"], registry=REGISTRY)
 CODES_SENT = Counter(
     "ticketlog_sso_verification_codes_sent",

@@ -240,7 +240,10 @@ async def test_client_secret_rotation_tries_the_next_secret() -> None:
             text = await response.text()
         # The series names the secret that worked (the second), never its value.
         second = fingerprint(CLIENT_SECRET)
-        assert f'ticketlog_sso_client_secret_index{{fingerprint="{second}",tenant="desk.contoso.test"}} 1.0' in text
+        assert (
+            f'ticketlog_sso_client_secret_index{{fingerprint="{second}",tenant="desk.contoso.test"}} 1.0'
+            in text
+        )
         assert CLIENT_SECRET not in text
 
 

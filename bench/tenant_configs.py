@@ -22,6 +22,7 @@ SESSION_KEY = "bench-session-key-" + "x" * 32
 
 
 def tenant_entry(index: int, upstream: str, secret_file: Path) -> dict[str, Any]:
+    """One SSO customer; its client secret in a file of its own (a mounted Secret)."""
     client_id = uuid.UUID(int=index + 1)
     return {
         "host": f"desk{index}.customer{index}.test",
@@ -61,11 +62,11 @@ def write_config(
     the path to give to `-c`. ``extra`` tenants come first (e.g. one with a real desk)."""
     secrets_dir = out.parent / (out.name + ".secrets")
     secrets_dir.mkdir(parents=True, exist_ok=True)
-    secret_file = secrets_dir / "client-secret"
-    secret_file.write_text("bench-client-secret-value\n")
-    tenants = list(extra or []) + [
-        tenant_entry(i, upstream, secret_file) for i in range(count - len(extra or []))
-    ]
+    tenants = list(extra or [])
+    for i in range(count - len(tenants)):
+        secret_file = secrets_dir / f"customer{i}"
+        secret_file.write_text(f"bench-client-secret-value-{i}\n")
+        tenants.append(tenant_entry(i, upstream, secret_file))
     main = main_document(listen, admin_listen)
     if not directory:
         out.write_text(yaml.safe_dump({**main, "tenants": tenants}, sort_keys=False))

@@ -33,8 +33,13 @@ def _load(args: argparse.Namespace) -> Config | None:
     return None if loaded is None else loaded.config
 
 
-def _load_source(args: argparse.Namespace) -> sources.LoadedConfig | None:
-    """The config with the files it was read from, or None after printing every problem."""
+def _load_source(
+    args: argparse.Namespace, *, in_child: bool = False
+) -> sources.LoadedConfig | None:
+    """The config with the files it was read from, or None after printing every problem.
+
+    ``in_child``: read in a child process, so a long-running `serve` does not keep
+    the memory that reading a large config took."""
     path = _config_path(args)
     if not path:
         print(
@@ -43,7 +48,7 @@ def _load_source(args: argparse.Namespace) -> sources.LoadedConfig | None:
         )
         return None
     try:
-        return sources.load(path)
+        return sources.load_in_child_process(path) if in_child else sources.load(path)
     except ConfigError as exc:
         print(f"{path}: invalid configuration", file=sys.stderr)
         for problem in exc.problems:
@@ -80,7 +85,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    loaded = _load_source(args)
+    loaded = _load_source(args, in_child=True)
     if loaded is None:
         return EXIT_INVALID
     logs.configure_logging()

@@ -74,7 +74,13 @@ def build_tenant(
         lazy_sso = None
     elif lazy_sso is None:
         lazy_sso = LazySso(functools.partial(entra_provider, sso, idp_http))
-    return Tenant(config=config, upstream=URL(config.upstream), lazy_sso=lazy_sso)
+    return Tenant(config=config, upstream=_upstream_url(config.upstream), lazy_sso=lazy_sso)
+
+
+@functools.lru_cache(maxsize=4096)
+def _upstream_url(upstream: str) -> URL:
+    # Tenants of one desk pod mostly share its upstream: one parsed URL for all of them.
+    return URL(upstream)
 
 
 def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTable:

@@ -184,7 +184,7 @@ def test_the_loader_lists_every_file_the_config_names(tmp_path: Path) -> None:
     entry["sso"]["client_secret_file"] = "${SECRETS}/contoso"
     write(config_dir / "contoso.yaml", {"tenants": [entry]})
     loaded = sources.load(config_dir, env={"SECRETS": str(secret.parent)})
-    assert loaded.named_files == (secret,)
+    assert loaded.named_files == (str(secret),)
     sso = loaded.config.tenants[0].sso
     assert sso is not None
     assert sso.client_secret[0].get_secret_value() == "s3cr3t-value"

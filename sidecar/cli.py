@@ -14,6 +14,7 @@ from sidecar.commands import check_entra, delete_account, list_accounts, show_ac
 from sidecar.config import sources
 from sidecar.config.loading import ConfigError
 from sidecar.config.model import Config
+from sidecar.config.reader import ConfigReader
 from sidecar.fingerprints import fingerprint
 from sidecar.runtime import open_runtime
 from sidecar.serve import serve_until_signalled
@@ -34,11 +35,11 @@ def _load(args: argparse.Namespace) -> Config | None:
 
 
 def _load_source(
-    args: argparse.Namespace, *, in_child: bool = False
+    args: argparse.Namespace, reader: ConfigReader | None = None
 ) -> sources.LoadedConfig | None:
     """The config with the files it was read from, or None after printing every problem.
 
-    ``in_child``: read in a child process, so a long-running `serve` does not keep
+    ``reader``: read in its child process, so a long-running `serve` does not keep
     the memory that reading a large config took."""
     path = _config_path(args)
     if not path:
@@ -48,7 +49,7 @@ def _load_source(
         )
         return None
     try:
-        return sources.load_in_child_process(path) if in_child else sources.load(path)
+        return reader.load(path) if reader is not None else sources.load(path)
     except ConfigError as exc:
         print(f"{path}: invalid configuration", file=sys.stderr)
         for problem in exc.problems:
@@ -85,17 +86,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    loaded = _load_source(args, in_child=True)
-    if loaded is None:
-        return EXIT_INVALID
-    logs.configure_logging()
+    # Before any thread exists: the reader forks its helper process now.
+    reader = ConfigReader() if _config_path(args) else None
+    try:
+        loaded = _load_source(args, reader)
+        if loaded is None:
+            return EXIT_INVALID
+        logs.configure_logging()
 
-    async def main() -> None:
-        async with open_runtime(loaded.config, config_path=_config_path(args)) as runtime:
-            await serve_until_signalled(runtime, loaded=loaded)
+        async def main() -> None:
+            async with open_runtime(loaded.config, config_path=_config_path(args)) as runtime:
+                await serve_until_signalled(runtime, loaded=loaded, reader=reader)
 
-    _run(main())
-    return EXIT_OK
+        _run(main())
+        return EXIT_OK
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def cmd_check_entra(args: argparse.Namespace) -> int:

@@ -6,9 +6,10 @@ updates a mounted ConfigMap or Secret by swapping a symlink (`..data`), so the
 files are polled by what their path resolves to (device, inode, size, mtime),
 not watched by inotify on one inode.
 
-Everything that grows with the number of tenants (reading, parsing, validating,
-building the new tenant table) runs in a worker thread, tenant by tenant, so
-the event loop keeps serving; the loop only swaps one reference. Requests in
+Everything that grows with the number of tenants runs off the event loop: the
+reading, parsing and validating in a child process under `serve`
+(sidecar/config/reader.py: on another CPU, with an interpreter lock of its own),
+the new tenant table in a worker thread; the loop only swaps one reference. Requests in
 flight keep the table they started with. A tenant whose config is unchanged is
 carried over as it is, and one whose sso block is unchanged keeps its Entra
 provider (discovery and keys). An invalid change keeps the running config,
@@ -28,6 +29,7 @@ from sidecar import logs, metrics
 from sidecar.config import sources
 from sidecar.config.loading import ConfigError
 from sidecar.config.model import Config
+from sidecar.config.reader import ConfigReader
 from sidecar.config.sources import LoadedConfig
 from sidecar.oidc.provider import EntraProvider
 from sidecar.runtime import Runtime, build_tenant
@@ -100,17 +102,20 @@ def apply_config(runtime: Runtime, config: Config) -> None:
 
 
 def _load_and_build(
-    runtime: Runtime, path: Path, old: TenantTable
+    runtime: Runtime, path: Path, old: TenantTable, reader: ConfigReader | None
 ) -> tuple[LoadedConfig, TenantTable]:
-    loaded = sources.load(path)
+    loaded = reader.load(path) if reader is not None else sources.load(path)
     return loaded, carry_over(old, loaded.config, runtime.sso.idp_http)
 
 
-async def reload_once(runtime: Runtime, path: Path) -> LoadedConfig | None:
-    """Load the config in a worker thread and swap it in; None when it was refused."""
+async def reload_once(
+    runtime: Runtime, path: Path, reader: ConfigReader | None = None
+) -> LoadedConfig | None:
+    """Load the config (in ``reader``'s child process when given, else in a worker
+    thread) and swap it in; None when it was refused."""
     old = runtime.tenants.table
     try:
-        loaded, table = await asyncio.to_thread(_load_and_build, runtime, path, old)
+        loaded, table = await asyncio.to_thread(_load_and_build, runtime, path, old, reader)
     except ConfigError as exc:
         metrics.CONFIG_RELOADS.labels("invalid").inc()
         metrics.CONFIG_VALID.set(0)
@@ -133,12 +138,14 @@ async def watch_config(
     *,
     loaded: LoadedConfig | None = None,
     wake: asyncio.Event | None = None,
+    reader: ConfigReader | None = None,
 ) -> None:
     """Poll the config and the files it names until cancelled; reload on a change, and
     at once when ``wake`` is set (SIGHUP).
 
     ``loaded`` is the config the runtime was started with (its files, as they were
-    read); without it they are read here first.
+    read); without it they are read here first. ``reader`` reads in a child process
+    (what `serve` does); without it, in a worker thread.
     """
     source = Path(path)
     if loaded is None:
@@ -156,7 +163,7 @@ async def watch_config(
             continue
         if forced:
             logs.event("config_reload_requested", reason="SIGHUP")
-        fresh = await reload_once(runtime, source)
+        fresh = await reload_once(runtime, source, reader)
         if fresh is None:
             seen = current  # refused: try again when the files change once more
         else:

@@ -14,6 +14,7 @@ from sidecar import logs
 from sidecar.access_log import ACCESS_LOG
 from sidecar.admin import build_admin_app
 from sidecar.app import build_public_app
+from sidecar.config.reader import ConfigReader
 from sidecar.config.sources import LoadedConfig
 from sidecar.http_errors import QuietAppRunner
 from sidecar.reload import watch_config
@@ -82,10 +83,12 @@ async def serve_until_signalled(
     on_started: Callable[[Listeners], Awaitable[None]] | None = None,
     *,
     loaded: LoadedConfig | None = None,
+    reader: ConfigReader | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; with a config path, reload on changes and on SIGHUP.
 
-    ``loaded`` is the config as read at start (its files and their state then).
+    ``loaded`` is the config as read at start (its files and their state then);
+    ``reader`` reads the reloads in a child process.
     """
     listeners = await start_listeners(runtime)
     # Everything loaded at start-up lives as long as the process: move it out of the
@@ -116,7 +119,9 @@ async def serve_until_signalled(
         reload_now = asyncio.Event()
         loop.add_signal_handler(signal.SIGHUP, reload_now.set)
         watcher = asyncio.ensure_future(
-            watch_config(runtime, runtime.config_path, loaded=loaded, wake=reload_now)
+            watch_config(
+                runtime, runtime.config_path, loaded=loaded, wake=reload_now, reader=reader
+            )
         )
     await stop.wait()
     if watcher is not None:

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +91,7 @@ def config_files(directory: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while a config is read.
 
     Reading allocates hundreds of thousands of objects that all live on; each
@@ -112,7 +110,7 @@ def _collector_paused() -> Iterator[None]:
 
 def load(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
     """The config at ``path`` (a file or a directory); ConfigError lists every problem."""
-    with _collector_paused():
+    with collector_paused():
         return _load(Path(path), env)
 
 
@@ -134,22 +132,6 @@ def _load(source: Path, env: Mapping[str, str] | None) -> LoadedConfig:
     else:
         config = validate_document(documents[0][1], env)
     return LoadedConfig(config, source, named, signature)
-
-
-def load_in_child_process(path: str | Path) -> LoadedConfig:
-    """`load`, run in a forked child process; the parent receives only the result.
-
-    Reading 10,000 tenants allocates far more than the result keeps (the YAML
-    document, its copies, validation), and the process heap does not shrink back
-    once objects that live on are interleaved with it: `serve` would carry that
-    for its whole life. Only called before any thread or event loop exists (a
-    fork copies just the calling thread).
-    """
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return load(path)
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as child, _collector_paused():
-        return child.submit(load, path).result()
 
 
 def _read_document(file: Path, label: str | None) -> Any:

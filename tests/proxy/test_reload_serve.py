@@ -136,6 +136,14 @@ async def test_sighup_reloads_at_once(desk_url: str, tmp_path: Path) -> None:
         assert await status(http, served, "aaa.test") == 421
         assert 'ticketlog_sso_config_reloads_total{result="ok"} 1.0' in await metrics(http, served)
         assert served.events("config_reload_requested")
+        # The helper that reads configs in child processes leaves with serve.
+        pid = served.process.pid
+        helpers = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(helpers) == 1
+        served.process.terminate()
+        assert await served.process.wait() == 0
+        await asyncio.sleep(0.2)
+        assert not Path(f"/proc/{helpers[0]}").exists()
 
 
 async def test_invalid_change_is_kept_out_and_session_changes_wait_for_a_restart(

@@ -1,0 +1,86 @@
+"""Reading the config in child processes, so that `serve` keeps only the result.
+
+Reading 10,000 tenants allocates far more than the result keeps (the YAML
+document, its copies, validation), and a process heap does not shrink back once
+objects that live on are interleaved with it: `serve` would carry that for its
+whole life. Reading in the serving process would also share its interpreter
+lock with the event loop for as long as it takes.
+
+So `serve` forks one helper process at start-up, before any thread or event
+loop exists, with every module already imported. For each read (the first one
+and every reload) the helper forks a child that reads and validates the config
+and sends it back pickled; the child exits, and its memory with it. The helper
+itself never reads a config, so it stays the size it was forked at. Forking only
+from single-threaded processes is what keeps it safe: a fork copies just the
+calling thread, and a lock held by another thread would never be released.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from sidecar.config import sources
+from sidecar.config.loading import ConfigError
+from sidecar.config.sources import LoadedConfig
+
+
+class ConfigReader:
+    """Reads the config in a forked child; create it before any thread is started."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self._helper = ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=_helper_started
+        )
+        # With fork, the helper process is started at the first submit: now.
+        self._helper.submit(os.getpid).result()
+
+    def load(self, path: str | Path) -> LoadedConfig:
+        """The config at ``path``; ConfigError lists every problem. Blocks: call it from a
+        worker thread once the event loop runs."""
+        payload = self._helper.submit(_read_in_child, str(path)).result()
+        with sources.collector_paused():  # many objects at once; none of them garbage
+            outcome = pickle.loads(payload)  # noqa: S301 (our own child wrote it)
+        if isinstance(outcome, LoadedConfig):
+            return outcome
+        raise ConfigError(outcome)
+
+    def close(self) -> None:
+        self._helper.shutdown(wait=True, cancel_futures=True)
+
+
+def _helper_started() -> None:
+    # Ctrl-C reaches the whole process group; `serve` handles it, the helper goes with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _read_in_child(path: str) -> bytes:
+    """In the helper: fork a child that reads ``path``; its pickled outcome (a
+    LoadedConfig, or the list of problems)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_end)
+        outcome: LoadedConfig | list[str]
+        try:
+            outcome = sources.load(path)
+        except ConfigError as exc:
+            outcome = exc.problems
+        except Exception as exc:
+            # The type only: an exception's text may quote a value read from the config.
+            outcome = [f"(file): the config could not be read ({type(exc).__name__})"]
+        with os.fdopen(write_end, "wb") as out:
+            out.write(pickle.dumps(outcome))
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as result:
+        payload = result.read()
+    os.waitpid(pid, 0)
+    if not payload:
+        return pickle.dumps(["(file): the config could not be read (the reading process died)"])
+    return payload

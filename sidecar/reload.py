@@ -54,7 +54,9 @@ def carry_over(old: TenantTable, config: Config, idp_http: aiohttp.ClientSession
     tenants = []
     for config_tenant in config.tenants:
         before = old.get(config_tenant.host)
-        if before is not None and before.config == config_tenant:
+        if before is not None and (
+            before.config is config_tenant or before.config == config_tenant
+        ):
             tenants.append(before)
             continue
         lazy: LazySso | None = None

@@ -17,16 +17,29 @@ calling thread, and a lock held by another thread would never be released.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import pickle
 import signal
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.config import sources
 from sidecar.config.loading import ConfigError
+from sidecar.config.model import TenantConfig
 from sidecar.config.sources import LoadedConfig
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What a child sends back: the config without its tenants, each tenant's digest, and
+    only the tenants this process does not hold already."""
+
+    loaded: LoadedConfig  # its config's tenants left empty
+    digests: tuple[bytes, ...]
+    fresh: dict[int, TenantConfig]
 
 
 class ConfigReader:
@@ -39,16 +52,28 @@ class ConfigReader:
         )
         # With fork, the helper process is started at the first submit: now.
         self._helper.submit(os.getpid).result()
+        # The tenants of the last config read, by digest: a reload receives and
+        # unpickles only the tenants that changed, so its cost in this process (which
+        # serves requests meanwhile) follows the change, not the number of tenants.
+        self._known: dict[bytes, TenantConfig] = {}
 
     def load(self, path: str | Path) -> LoadedConfig:
         """The config at ``path``; ConfigError lists every problem. Blocks: call it from a
         worker thread once the event loop runs."""
-        payload = self._helper.submit(_read_in_child, str(path)).result()
+        known = frozenset(self._known)
+        payload = self._helper.submit(_read_in_child, str(path), known).result()
         with sources.collector_paused():  # many objects at once; none of them garbage
             outcome = pickle.loads(payload)  # noqa: S301 (our own child wrote it)
-        if isinstance(outcome, LoadedConfig):
-            return outcome
-        raise ConfigError(outcome)
+        if not isinstance(outcome, _Read):
+            raise ConfigError(outcome)
+        tenants = tuple(
+            outcome.fresh[i] if i in outcome.fresh else self._known[digest]
+            for i, digest in enumerate(outcome.digests)
+        )
+        self._known = dict(zip(outcome.digests, tenants, strict=True))
+        shell = outcome.loaded
+        config = shell.config.model_copy(update={"tenants": tenants})
+        return LoadedConfig(config, shell.source, shell.named_files, shell.signature)
 
     def close(self) -> None:
         self._helper.shutdown(wait=True, cancel_futures=True)
@@ -59,16 +84,34 @@ def _helper_started() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _read_in_child(path: str) -> bytes:
-    """In the helper: fork a child that reads ``path``; its pickled outcome (a
-    LoadedConfig, or the list of problems)."""
+def _digest(tenant: TenantConfig) -> bytes:
+    # Of every field, secrets included (a rotated secret is a change); never shown.
+    return hashlib.sha256(pickle.dumps(tenant)).digest()
+
+
+def _split(loaded: LoadedConfig, known: frozenset[bytes]) -> _Read:
+    tenants = loaded.config.tenants
+    digests = tuple(_digest(t) for t in tenants)
+    fresh = {i: t for i, (t, d) in enumerate(zip(tenants, digests, strict=True)) if d not in known}
+    shell = LoadedConfig(
+        loaded.config.model_copy(update={"tenants": ()}),
+        loaded.source,
+        loaded.named_files,
+        loaded.signature,
+    )
+    return _Read(shell, digests, fresh)
+
+
+def _read_in_child(path: str, known: frozenset[bytes]) -> bytes:
+    """In the helper: fork a child that reads ``path``; its pickled outcome (a _Read,
+    or the list of problems)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
         os.close(read_end)
-        outcome: LoadedConfig | list[str]
+        outcome: _Read | list[str]
         try:
-            outcome = sources.load(path)
+            outcome = _split(sources.load(path), known)
         except ConfigError as exc:
             outcome = exc.problems
         except Exception as exc:

@@ -87,7 +87,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # Before any thread exists: the reader forks its helper process now.
-    reader = ConfigReader() if _config_path(args) else None
+    reader = _config_reader() if _config_path(args) else None
     try:
         loaded = _load_source(args, reader)
         if loaded is None:
@@ -103,6 +103,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if reader is not None:
             reader.close()
+
+
+def _config_reader() -> ConfigReader | None:
+    """The child-process reader, or None where processes cannot be forked (then the
+    config is read in this process, as check-config does)."""
+    try:
+        return ConfigReader()
+    except (OSError, ValueError, NotImplementedError) as exc:
+        print(f"note: reading the config in this process ({type(exc).__name__})", file=sys.stderr)
+        return None
 
 
 def cmd_check_entra(args: argparse.Namespace) -> int:

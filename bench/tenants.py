@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import yaml
 
 from bench.procs import Child, free_port, python_module, run_loop, spawn
-from bench.tenant_configs import tenant_entry, write_config
+from bench.tenant_configs import dump, tenant_entry, write_config
 
 SIZES = (10, 1_000, 10_000)
 FULL_SIZES = (*SIZES, 100_000)
@@ -117,9 +116,9 @@ def prepare_onboarding(path: Path, form: str, upstream: str) -> tuple[str, Path,
     secret.write_text("onboarded-client-secret\n")
     entry = tenant_entry(999_999, upstream, secret)
     if form == "directory":
-        return str(entry["host"]), path / "zz-onboarded.yaml", yaml.safe_dump({"tenants": [entry]})
+        return str(entry["host"]), path / "zz-onboarded.yaml", dump({"tenants": [entry]})
     # The whole file again, as a ConfigMap update rewrites it: its text plus one entry.
-    added = yaml.safe_dump([entry], sort_keys=False)
+    added = dump([entry])
     return str(entry["host"]), path, path.read_text() + added
 
 

@@ -151,8 +151,8 @@ async def watch_config(
     """
     source = Path(path)
     if loaded is None:
-        loaded = await asyncio.to_thread(sources.load, source)
-    seen = loaded.signature
+        loaded = await _first_read(runtime, source, reader)
+    seen = loaded.signature if loaded is not None else ()
     metrics.CONFIG_VALID.set(1)
     wake = wake or asyncio.Event()
     while True:
@@ -160,7 +160,7 @@ async def watch_config(
             await asyncio.wait_for(wake.wait(), interval)
         forced = wake.is_set()
         wake.clear()
-        current = await asyncio.to_thread(sources.current_signature, loaded)
+        current = await asyncio.to_thread(_signature_now, source, loaded)
         if current == seen and not forced:
             continue
         if forced:
@@ -170,3 +170,24 @@ async def watch_config(
             seen = current  # refused: try again when the files change once more
         else:
             loaded, seen = fresh, fresh.signature
+
+
+def _signature_now(source: Path, loaded: LoadedConfig | None) -> sources.Signature:
+    if loaded is None:
+        return sources.source_signature(source)
+    return sources.current_signature(loaded)
+
+
+async def _first_read(
+    runtime: Runtime, source: Path, reader: ConfigReader | None
+) -> LoadedConfig | None:
+    """The files as they are now, for a watcher not told what the runtime was started
+    with. They may have changed since the runtime's config was read: then this is a
+    reload. None when they are invalid now (the next change is read again)."""
+    try:
+        loaded = await asyncio.to_thread(sources.load, source)
+    except ConfigError:
+        return None
+    if loaded.config == runtime.config:
+        return loaded
+    return await reload_once(runtime, source, reader)

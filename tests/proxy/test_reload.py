@@ -187,3 +187,23 @@ async def test_a_rotated_secret_file_is_applied_and_the_metric_names_it(tmp_path
             assert "alice@contoso.test" in landing.text
         finally:
             watcher.cancel()
+
+
+async def test_a_change_made_before_the_watcher_started_is_applied(
+    desk_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.yaml"
+    document = base_config(desk_url)
+    write_atomically(path, document)
+    async with run_sidecar(load_config(path)) as sidecar, aiohttp.ClientSession() as http:
+        document["tenants"].append({"host": "early.example.test", "upstream": desk_url})
+        write_atomically(path, document)
+        watcher = asyncio.ensure_future(watch_config(sidecar.runtime, path, interval=0.05))
+        try:
+
+            async def early_host_served() -> bool:
+                return await get_status(http, sidecar.url, "early.example.test") == 200
+
+            await wait_for(early_host_served)
+        finally:
+            watcher.cancel()

@@ -17,6 +17,8 @@ calling thread, and a lock held by another thread would never be released.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import multiprocessing
 import os
@@ -79,9 +81,15 @@ class ConfigReader:
         self._helper.shutdown(wait=True, cancel_futures=True)
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 def _helper_started() -> None:
     # Ctrl-C reaches the whole process group; `serve` handles it, the helper goes with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A `serve` killed outright (SIGKILL) cannot shut the helper down: the kernel ends it.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _digest(tenant: TenantConfig) -> bytes:

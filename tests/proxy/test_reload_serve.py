@@ -194,3 +194,14 @@ async def test_invalid_change_is_kept_out_and_session_changes_wait_for_a_restart
         assert restart["sections"] == ["session"]
         assert "n" * 40 not in "".join(served.log)
         assert "ticketlog_sso_config_last_reload_valid 1.0" in await metrics(http, served)
+        # Killed outright, serve cannot stop its helper: the kernel does.
+        pid = served.process.pid
+        [helper] = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        served.process.kill()
+        await served.process.wait()
+
+        async def helper_gone() -> bool:
+            status = Path(f"/proc/{helper}/status")
+            return not status.exists() or "State:\tZ" in status.read_text()
+
+        await eventually(helper_gone)

@@ -41,7 +41,7 @@ class _Read:
 
     loaded: LoadedConfig  # its config's tenants left empty
     digests: tuple[bytes, ...]
-    fresh: dict[int, TenantConfig]
+    fresh: dict[int, bytes]  # tenant index -> the tenant, pickled (its digest's input)
 
 
 class ConfigReader:
@@ -68,10 +68,13 @@ class ConfigReader:
             outcome = pickle.loads(payload)  # noqa: S301 (our own child wrote it)
         if not isinstance(outcome, _Read):
             raise ConfigError(outcome)
-        tenants = tuple(
-            outcome.fresh[i] if i in outcome.fresh else self._known[digest]
-            for i, digest in enumerate(outcome.digests)
-        )
+        with sources.collector_paused():
+            tenants = tuple(
+                pickle.loads(outcome.fresh[i])  # noqa: S301 (our own child wrote it)
+                if i in outcome.fresh
+                else self._known[digest]
+                for i, digest in enumerate(outcome.digests)
+            )
         self._known = dict(zip(outcome.digests, tenants, strict=True))
         shell = outcome.loaded
         config = shell.config.model_copy(update={"tenants": tenants})
@@ -92,15 +95,12 @@ def _helper_started() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _digest(tenant: TenantConfig) -> bytes:
-    # Of every field, secrets included (a rotated secret is a change); never shown.
-    return hashlib.sha256(pickle.dumps(tenant)).digest()
-
-
 def _split(loaded: LoadedConfig, known: frozenset[bytes]) -> _Read:
-    tenants = loaded.config.tenants
-    digests = tuple(_digest(t) for t in tenants)
-    fresh = {i: t for i, (t, d) in enumerate(zip(tenants, digests, strict=True)) if d not in known}
+    # A tenant's digest covers every field, secrets included (a rotated secret is a
+    # change); it is never shown. Its input, the pickled tenant, is what is sent.
+    pickled = [pickle.dumps(t) for t in loaded.config.tenants]
+    digests = tuple(hashlib.sha256(p).digest() for p in pickled)
+    fresh = {i: p for i, (p, d) in enumerate(zip(pickled, digests, strict=True)) if d not in known}
     shell = LoadedConfig(
         loaded.config.model_copy(update={"tenants": ()}),
         loaded.source,

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from sidecar import logs
-from sidecar.commands import check_entra, delete_account, list_accounts, show_account
 from sidecar.config import sources
 from sidecar.config.loading import ConfigError
 from sidecar.config.model import Config
 from sidecar.config.reader import ConfigReader
 from sidecar.fingerprints import fingerprint
-from sidecar.runtime import open_runtime
-from sidecar.serve import serve_until_signalled
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -87,11 +85,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # Before any thread exists: the reader forks its helper process now.
-    reader = _config_reader() if _config_path(args) else None
+    path = _config_path(args)
+    reader = _config_reader() if path else None
     try:
+        if reader is not None and path:
+            reader.prefetch(path)
+        # Imported here, while a child reads the config: serving's own modules (the
+        # web app, the stores, mail) load on this CPU as the config loads on the other.
+        from sidecar.runtime import open_runtime
+        from sidecar.serve import serve_until_signalled
+
         loaded = _load_source(args, reader)
         if loaded is None:
             return EXIT_INVALID
+        # The config lives as long as the process: no collection walks its objects
+        # again (100,000s of them with many tenants) while the rest is built.
+        gc.freeze()
         logs.configure_logging()
 
         async def main() -> None:
@@ -122,6 +131,8 @@ def cmd_check_entra(args: argparse.Namespace) -> int:
     # The command explains every failure itself; the provider's own warnings would repeat
     # them on stderr.
     logging.getLogger("sidecar.oidc").setLevel(logging.ERROR)
+    from sidecar.commands import check_entra  # each command imports what it needs
+
     return asyncio.run(check_entra(config, host=args.host, out=sys.stdout))
 
 
@@ -129,6 +140,8 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return EXIT_INVALID
+    from sidecar.commands import delete_account, list_accounts, show_account
+
     if args.action == "list":
         return asyncio.run(list_accounts(config, args.host, sys.stdout))
     if args.action == "show":

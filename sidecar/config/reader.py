@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import pickle
 import signal
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +40,10 @@ class _Read:
     only the tenants this process does not hold already."""
 
     loaded: LoadedConfig  # its config's tenants left empty
-    digests: tuple[bytes, ...]
-    fresh: dict[int, bytes]  # tenant index -> the tenant, pickled (its digest's input)
+    digests: tuple[bytes, ...] | None  # None: nothing was known, every tenant is sent
+    # In the one pickle of this object, so that what tenants share (default values)
+    # stays shared here: a pickle a tenant would copy it into each.
+    fresh: dict[int, TenantConfig]
 
 
 class ConfigReader:
@@ -58,24 +60,43 @@ class ConfigReader:
         # unpickles only the tenants that changed, so its cost in this process (which
         # serves requests meanwhile) follows the change, not the number of tenants.
         self._known: dict[bytes, TenantConfig] = {}
+        self._prefetched: tuple[str, Future[bytes]] | None = None
+        # Tenants received whole (nothing was known): digested at the next read, in a
+        # worker thread, rather than on the way to being ready.
+        self._undigested: tuple[TenantConfig, ...] = ()
+
+    def _submit(self, path: str | Path) -> Future[bytes]:
+        if self._undigested:  # the first read after start-up: digest what it returned
+            tenants, self._undigested = self._undigested, ()
+            self._known = {_digest(t): t for t in tenants}
+        return self._helper.submit(_read_in_child, str(path), frozenset(self._known))
+
+    def prefetch(self, path: str | Path) -> None:
+        """Start reading ``path`` now; the next `load` of it takes the result. `serve`
+        imports the rest of its modules meanwhile, on the other CPU."""
+        self._prefetched = (str(path), self._submit(path))
 
     def load(self, path: str | Path) -> LoadedConfig:
         """The config at ``path``; ConfigError lists every problem. Blocks: call it from a
         worker thread once the event loop runs."""
-        known = frozenset(self._known)
-        payload = self._helper.submit(_read_in_child, str(path), known).result()
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == str(path):
+            payload = prefetched[1].result()
+        else:
+            payload = self._submit(path).result()
         with sources.collector_paused():  # many objects at once; none of them garbage
             outcome = pickle.loads(payload)  # noqa: S301 (our own child wrote it)
         if not isinstance(outcome, _Read):
             raise ConfigError(outcome)
-        with sources.collector_paused():
+        if outcome.digests is None:
+            tenants = tuple(outcome.fresh[i] for i in range(len(outcome.fresh)))
+            self._known, self._undigested = {}, tenants
+        else:
             tenants = tuple(
-                pickle.loads(outcome.fresh[i])  # noqa: S301 (our own child wrote it)
-                if i in outcome.fresh
-                else self._known[digest]
+                outcome.fresh[i] if i in outcome.fresh else self._known[digest]
                 for i, digest in enumerate(outcome.digests)
             )
-        self._known = dict(zip(outcome.digests, tenants, strict=True))
+            self._known = dict(zip(outcome.digests, tenants, strict=True))
         shell = outcome.loaded
         config = shell.config.model_copy(update={"tenants": tenants})
         return LoadedConfig(config, shell.source, shell.named_files, shell.signature)
@@ -95,12 +116,22 @@ def _helper_started() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _digest(tenant: TenantConfig) -> bytes:
+    # Of every field, secrets included (a rotated secret is a change); never shown. Only
+    # ever compared with digests made the same way: a mismatch costs a resend, no more.
+    return hashlib.sha256(pickle.dumps(tenant)).digest()
+
+
 def _split(loaded: LoadedConfig, known: frozenset[bytes]) -> _Read:
-    # A tenant's digest covers every field, secrets included (a rotated secret is a
-    # change); it is never shown. Its input, the pickled tenant, is what is sent.
-    pickled = [pickle.dumps(t) for t in loaded.config.tenants]
-    digests = tuple(hashlib.sha256(p).digest() for p in pickled)
-    fresh = {i: p for i, (p, d) in enumerate(zip(pickled, digests, strict=True)) if d not in known}
+    tenants = loaded.config.tenants
+    digests: tuple[bytes, ...] | None = None
+    if known:
+        digests = tuple(_digest(t) for t in tenants)
+        fresh = {
+            i: t for i, (t, d) in enumerate(zip(tenants, digests, strict=True)) if d not in known
+        }
+    else:
+        fresh = dict(enumerate(tenants))
     shell = LoadedConfig(
         loaded.config.model_copy(update={"tenants": ()}),
         loaded.source,

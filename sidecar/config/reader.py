@@ -117,9 +117,10 @@ def _helper_started() -> None:
 
 
 def _digest(tenant: TenantConfig) -> bytes:
-    # Of every field, secrets included (a rotated secret is a change); never shown. Only
-    # ever compared with digests made the same way: a mismatch costs a resend, no more.
-    return hashlib.sha256(pickle.dumps(tenant)).digest()
+    # Of every field's value, secrets included (a rotated secret is a change); never
+    # shown. Of the dumped values, not of the model: the model's pickle holds the set of
+    # fields given, whose order differs between equal sets built in another order.
+    return hashlib.sha256(pickle.dumps(tenant.model_dump())).digest()
 
 
 def _split(loaded: LoadedConfig, known: frozenset[bytes]) -> _Read:

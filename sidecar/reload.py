@@ -98,11 +98,6 @@ def swap_in(runtime: Runtime, config: Config, table: TenantTable) -> None:
     logs.event("config_reloaded", tenants=len(table))
 
 
-def apply_config(runtime: Runtime, config: Config) -> None:
-    """Apply a validated config at once (on the loop; the reload itself uses a thread)."""
-    swap_in(runtime, config, carry_over(runtime.tenants.table, config, runtime.sso.idp_http))
-
-
 def _load_and_build(
     runtime: Runtime, path: Path, old: TenantTable, reader: ConfigReader | None
 ) -> tuple[LoadedConfig, TenantTable]:
@@ -153,7 +148,7 @@ async def watch_config(
     if loaded is None:
         loaded = await _first_read(runtime, source, reader)
     seen = loaded.signature if loaded is not None else ()
-    metrics.CONFIG_VALID.set(1)
+    metrics.CONFIG_VALID.set(1 if loaded is not None else 0)
     wake = wake or asyncio.Event()
     while True:
         with contextlib.suppress(TimeoutError):

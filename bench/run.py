@@ -27,7 +27,8 @@ ones for the memory measurements). Then it measures, one after the other:
 and prints the machine, the table and the ratios the issue asks for. Then the
 tenants table (bench/tenants.py): check-config, start-up, RSS, reload and the
 worst request wait during a reload at 10, 1,000 and 10,000 tenants (100,000 with
---full; 10 and 100 with --quick; --tenants none skips it). Rows
+--full; 10 and 100 with --quick; --tenants none skips it, as --rows does unless
+--tenants is given). Rows
 that cannot run here (no nginx, no Redis) are printed as skipped with the
 reason. CPU columns are the share of one core used during the row by the
 proxy under test, the upstream behind it, and the client (this process plus

@@ -254,6 +254,8 @@ def sizes_from(args: argparse.Namespace) -> tuple[int, ...]:
         return ()
     if args.tenants:
         return tuple(int(s.replace("_", "")) for s in args.tenants.split(","))
+    if getattr(args, "rows", None):
+        return ()  # `bench.run --rows ...` reruns some rows only: the table when asked for
     if args.quick:
         return QUICK_SIZES
     return FULL_SIZES if args.full else SIZES

@@ -86,7 +86,9 @@ def config_files(directory: Path) -> list[Path]:
         for entry in directory.iterdir()
         if not entry.name.startswith(".")
         and entry.name.endswith(CONFIG_SUFFIXES)
-        and entry.is_file()  # follows symlinks: a projected volume's files are links
+        # A projected volume's files are links: followed. A dangling one is kept, so
+        # that reading it fails loudly instead of its tenants quietly going missing.
+        and (entry.is_file() or (entry.is_symlink() and not entry.is_dir()))
     )
 
 

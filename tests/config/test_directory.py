@@ -188,3 +188,12 @@ def test_the_loader_lists_every_file_the_config_names(tmp_path: Path) -> None:
     sso = loaded.config.tenants[0].sso
     assert sso is not None
     assert sso.client_secret[0].get_secret_value() == "s3cr3t-value"
+
+
+def test_a_dangling_link_is_an_error_not_missing_tenants(tmp_path: Path) -> None:
+    config_dir = tmp_path / "conf"
+    write(config_dir / "main.yaml", {**MAIN, "tenants": [tenant("one.test")]})
+    (config_dir / "contoso.yaml").symlink_to(tmp_path / "gone" / "contoso.yaml")
+    [problem] = problems(config_dir)
+    assert problem.startswith(f"{config_dir}/contoso.yaml: (file): cannot read ")
+    assert problem.endswith("No such file or directory")

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit redis chromium gateways soak bench bench-quick bench-instructions profile venv clean messages
+.PHONY: demo test lint unit redis chromium gateways soak bench bench-quick bench-tenants bench-instructions profile venv clean messages
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -61,6 +61,11 @@ bench: $(STAMP) redis
 
 bench-quick: $(STAMP) redis
 	$(PY) -m bench.run --quick
+
+# The tenants table alone (check-config, start-up, RSS, reload at 10, 1,000, 10,000
+# tenants; BENCH_ARGS=--full adds 100,000): bench/tenants.py.
+bench-tenants: $(STAMP)
+	$(PY) -m bench.tenants $(BENCH_ARGS)
 
 # Instructions per request on the public and signed-in paths, counted under valgrind:
 # the noise-free companion of rows (d)-(f) (bench/instructions.py; needs valgrind).

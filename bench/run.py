@@ -24,7 +24,11 @@ ones for the memory measurements). Then it measures, one after the other:
            on a shared machine whose rounds drift by more than the 5% between
            (d) and (e), the figure that does not move
 
-and prints the machine, the table and the ratios the issue asks for. Rows
+and prints the machine, the table and the ratios the issue asks for. Then the
+tenants table (bench/tenants.py): check-config, start-up, RSS, reload and the
+worst request wait during a reload at 10, 1,000 and 10,000 tenants (100,000 with
+--full; 10 and 100 with --quick; --tenants none skips it, as --rows does unless
+--tenants is given). Rows
 that cannot run here (no nginx, no Redis) are printed as skipped with the
 reason. CPU columns are the share of one core used during the row by the
 proxy under test, the upstream behind it, and the client (this process plus
@@ -52,7 +56,7 @@ from typing import TypeVar
 
 import aiohttp
 
-from bench import instructions
+from bench import instructions, tenants
 from bench.loadgen import LoadResult, run_http_load, websocket_echo, wrk_path
 from bench.memory import StreamResult, idle_connections, stream_peaks
 from bench.nginx import nginx_path, nginx_version
@@ -80,6 +84,7 @@ class Settings:
     rounds: int
     redis_url: str
     rows: frozenset[str]
+    tenant_sizes: tuple[int, ...] = ()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -98,6 +103,7 @@ class Settings:
             rounds=args.rounds if args.rounds is not None else (1 if quick else 5),
             redis_url=args.redis_url,
             rows=frozenset(args.rows.split(",")) if args.rows else frozenset(LABELS),
+            tenant_sizes=tenants.sizes_from(args),
         )
 
 
@@ -956,7 +962,12 @@ async def main(settings: Settings) -> int:
         *ratio_lines(report),
     ]
     print("\n".join(out), flush=True)
-    return 1 if any(row.failed for row in report.rows) else 0
+    failed = any(row.failed for row in report.rows)
+    if settings.tenant_sizes:
+        rows = await tenants.measure(settings.tenant_sizes)
+        print("", f"tenants ({tenants.SECTION_NOTE}):", *tenants.table(rows), sep="\n", flush=True)
+        failed = failed or any(row.error for row in rows)
+    return 1 if failed else 0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
@@ -996,6 +1007,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument(
         "--workdir", help="keep configs and every process's log here (default: a temporary dir)"
     )
+    tenants.add_arguments(parser)
     args = parser.parse_args(argv)
     unknown = set(args.rows.split(",")) - set(LABELS) if args.rows else set()
     if unknown:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -21,15 +22,15 @@ from typing import NoReturn
 
 from sidecar import logs
 from sidecar.access_log import ACCESS_LOG
-from sidecar.commands import check_entra, delete_account, list_accounts, show_account
 from sidecar.commands.credential_report import credential_lines
+from sidecar.config import sources
 from sidecar.config.advice import config_warnings
-from sidecar.config.loading import ConfigError, load_config, parse_config
+from sidecar.config.loading import ConfigError, parse_config
 from sidecar.config.manifest import embedded_configs
 from sidecar.config.model import Config
+from sidecar.config.reader import ConfigReader
 from sidecar.config.yaml_text import YamlProblems
-from sidecar.runtime import open_runtime
-from sidecar.serve import ListenError, serve_until_signalled
+from sidecar.fingerprints import fingerprint
 from sidecar.version import sidecar_version
 
 EXIT_OK = 0
@@ -49,18 +50,30 @@ def _config_path(args: argparse.Namespace) -> str | None:
     return args.config or os.environ.get("TICKETLOG_SSO_CONFIG")
 
 
+_NO_CONFIG = "error: no config: pass -c FILE (or a directory) or set TICKETLOG_SSO_CONFIG"
+
+
 def _load(args: argparse.Namespace) -> Config | None:
     """The config, or None after printing every problem (exit status 2 follows)."""
+    loaded = _load_source(args)
+    return None if loaded is None else loaded.config
+
+
+def _load_source(
+    args: argparse.Namespace, reader: ConfigReader | None = None
+) -> sources.LoadedConfig | None:
+    """The config with the files it was read from, or None after printing every problem.
+
+    ``reader``: read in its child process, so a long-running `serve` does not keep
+    the memory that reading a large config took."""
     path = _config_path(args)
     if not path:
-        print("error: no config file: pass -c FILE or set TICKETLOG_SSO_CONFIG", file=sys.stderr)
+        print(_NO_CONFIG, file=sys.stderr)
         return None
     try:
-        return load_config(path)
+        return reader.load(path) if reader is not None else sources.load(path)
     except ConfigError as exc:
-        print(f"{path}: invalid configuration", file=sys.stderr)
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        _print_problems(path, exc.problems)
         return None
 
 
@@ -95,6 +108,10 @@ def _report_valid(label: str, config: Config, unread: list[str]) -> None:
         print(f"{tenant.host}: Entra ID sign-in (tenant {tenant.sso.tenant}); register in Entra:")
         for name, uri in registration_uris(tenant.host):
             print(f"  {name}: {uri}")
+        if tenant.sso.client_secret:
+            # Which secret is which, without showing one: the rotation metric uses these.
+            prints = [fingerprint(s.get_secret_value()) for s in tenant.sso.client_secret]
+            print(f"  Client secret fingerprints, newest first: {', '.join(prints)}")
         lines, warnings = credential_lines(tenant.sso, now=time.time())
         for line in lines:
             print(f"  {line}")
@@ -105,8 +122,15 @@ def _report_valid(label: str, config: Config, unread: list[str]) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = _config_path(args)
     if not path:
-        print("error: no config file: pass -c FILE or set TICKETLOG_SSO_CONFIG", file=sys.stderr)
+        print(_NO_CONFIG, file=sys.stderr)
         return EXIT_INVALID
+    if path != "-" and Path(path).is_dir():
+        # A config directory (its files joined): each problem names its file.
+        loaded = _load_source(args)
+        if loaded is None:
+            return EXIT_INVALID
+        _report_valid(path, loaded.config, [])
+        return EXIT_OK
     text: str | None = None
     try:
         # `-c -`: standard input, e.g. `kubectl kustomize deploy/k8s/base | ... -c -`
@@ -132,7 +156,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             elif text is not None and (unread is not None or path == "-"):
                 config = parse_config(text, unread=unread)
             else:
-                config = load_config(path)  # also says why an unreadable file is unreadable
+                config = sources.load(path).config  # also says why a file is unreadable
         except ConfigError as exc:
             _print_problems(label, exc.problems)
             status = EXIT_INVALID
@@ -146,26 +170,55 @@ def _log_level(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _load(args)
-    if config is None:
-        return EXIT_INVALID
-    level = _log_level(args)
-    logs.configure_logging(level)
-    ACCESS_LOG.enabled = level <= logging.INFO
-
-    async def main() -> None:
-        async with open_runtime(config, config_path=_config_path(args)) as runtime:
-            await serve_until_signalled(runtime)
-
+    # Before any thread exists: the reader forks its helper process now.
+    path = _config_path(args)
+    reader = _config_reader() if path else None
     try:
-        _run(main())
-    except ListenError as exc:
-        print(f"ticketlog-sso: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        if reader is not None and path:
+            reader.prefetch(path)
+        # Imported here, while a child reads the config: serving's own modules (the
+        # web app, the stores, mail) load on this CPU as the config loads on the other.
+        from sidecar.runtime import open_runtime
+        from sidecar.serve import ListenError, serve_until_signalled
+
+        loaded = _load_source(args, reader)
+        if loaded is None:
+            return EXIT_INVALID
+        # The config lives as long as the process: no collection walks its objects
+        # again (100,000s of them with many tenants) while the rest is built.
+        gc.freeze()
+        level = _log_level(args)
+        logs.configure_logging(level)
+        ACCESS_LOG.enabled = level <= logging.INFO
+
+        async def main() -> None:
+            async with open_runtime(loaded.config, config_path=path) as runtime:
+                await serve_until_signalled(runtime, loaded=loaded, reader=reader)
+
+        try:
+            _run(main())
+        except ListenError as exc:
+            print(f"ticketlog-sso: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _config_reader() -> ConfigReader | None:
+    """The child-process reader, or None where processes cannot be forked (then the
+    config is read in this process, as check-config does)."""
+    try:
+        return ConfigReader()
+    except (OSError, ValueError, NotImplementedError) as exc:
+        print(f"note: reading the config in this process ({type(exc).__name__})", file=sys.stderr)
+        return None
 
 
 def cmd_check_entra(args: argparse.Namespace) -> int:
+    from sidecar.commands import check_entra  # each command imports what it needs
+
     config = _load(args)
     if config is None:
         return EXIT_INVALID
@@ -176,6 +229,8 @@ def cmd_check_entra(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
+    from sidecar.commands import delete_account, list_accounts, show_account
+
     config = _load(args)
     if config is None:
         return EXIT_INVALID
@@ -199,6 +254,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ImportError:
         print(DEMO_NOT_INSTALLED, file=sys.stderr)
         return EXIT_FAILED
+    from sidecar.serve import ListenError
+
     admin_port = args.admin_port if args.admin_port is not None else args.port + 1010
     try:
         _run(run_demo(port=args.port, admin_port=admin_port))
@@ -230,7 +287,7 @@ def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-_CONFIG_HELP = "the config file (default: $TICKETLOG_SSO_CONFIG)"
+_CONFIG_HELP = "the config file or directory (default: $TICKETLOG_SSO_CONFIG)"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -111,8 +111,9 @@ IDP_FETCHES = Counter(
 )
 CLIENT_SECRET_IN_USE = Gauge(
     "ticketlog_sso_client_secret_index",
-    "Which client_secret list entry last worked (0 = newest)",
-    ["tenant"],
+    "Which client_secret list entry last worked (0 = newest), and its fingerprint "
+    "(first 12 hex digits of the SHA-256 of the value)",
+    ["tenant", "fingerprint"],
     registry=REGISTRY,
 )
 CLIENT_CERTIFICATE_EXPIRY = Gauge(
@@ -121,6 +122,19 @@ CLIENT_CERTIFICATE_EXPIRY = Gauge(
     ["host"],
     registry=REGISTRY,
 )
+_SECRET_SHOWN: dict[str, str] = {}  # tenant -> fingerprint of its series now
+
+
+def record_client_secret(tenant: str, index: int, fingerprint: str) -> None:
+    """The secret Entra last accepted for ``tenant``: one series a tenant, so after a
+    rotation the old fingerprint disappears instead of lingering beside the new one."""
+    previous = _SECRET_SHOWN.get(tenant)
+    if previous is not None and previous != fingerprint:
+        CLIENT_SECRET_IN_USE.remove(tenant, previous)
+    _SECRET_SHOWN[tenant] = fingerprint
+    CLIENT_SECRET_IN_USE.labels(tenant, fingerprint).set(index)
+
+
 LOGOUTS = Counter("ticketlog_sso_logouts", "Sessions ended", ["tenant", "kind"], registry=REGISTRY)
 CODES_SENT = Counter(
     "ticketlog_sso_verification_codes_sent",

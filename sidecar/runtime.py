@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sidecar import logs, metrics
 from sidecar.auth.cache import SignInCache
 from sidecar.auth.context import SsoServices
 from sidecar.auth.identity import AssertionSigner
-from sidecar.config.model import Config, SsoConfig
+from sidecar.config.model import Config, SsoConfig, TenantConfig
 from sidecar.keys import DerivedKeys
 from sidecar.oidc.credentials import (
     EXPIRY_WARNING_DAYS,
@@ -42,7 +43,7 @@ from sidecar.signup import (
     SmtpMailer,
     VerificationCodes,
 )
-from sidecar.tenants import Tenant, TenantTable, TenantTableRef
+from sidecar.tenants import LazySso, Tenant, TenantTable, TenantTableRef
 from sidecar.upstream import UpstreamPool
 
 
@@ -84,30 +85,54 @@ def _warn_if_expiring(host: str, credential: ClientCertificates) -> None:
             )
 
 
-def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTable:
-    """Tenants with their Entra providers (each caches its own discovery and keys)."""
-    tenants = []
-    # Rebuilt whole at every (re)load, so a removed tenant or certificate leaves no series.
+def publish_certificate_expiry(config: Config) -> None:
+    """The newest certificate's notAfter per tenant host: an alert on it fires before
+    sign-in stops working (contract). Rebuilt whole at every (re)load, so a removed
+    tenant or certificate leaves no series."""
     metrics.CLIENT_CERTIFICATE_EXPIRY.clear()
     for t in config.tenants:
-        provider = None
-        if t.sso is not None:
-            credential = client_credential(t.sso)
-            provider = EntraProvider(
-                authority=t.sso.authority,
-                tenant=t.sso.tenant,
-                client_id=t.sso.client_id,
-                credential=credential,
-                http=idp_http,
-            )
-            if isinstance(credential, ClientCertificates):
-                # An alert on this fires before sign-in stops working (contract).
-                expiry = credential.newest.not_after.timestamp()
-                metrics.CLIENT_CERTIFICATE_EXPIRY.labels(t.host).set(expiry)
-                _warn_if_expiring(t.host, credential)
-        upstream = URL(t.upstream) if t.upstream is not None else None
-        tenants.append(Tenant(config=t, upstream=upstream, sso=provider))
-    return TenantTable(tenants)
+        if t.sso is not None and t.sso.client_certificate:
+            credential = ClientCertificates(t.sso.certificates)
+            expiry = credential.newest.not_after.timestamp()
+            metrics.CLIENT_CERTIFICATE_EXPIRY.labels(t.host).set(expiry)
+            _warn_if_expiring(t.host, credential)
+
+
+def entra_provider(sso: SsoConfig, idp_http: aiohttp.ClientSession) -> EntraProvider:
+    """A tenant's Entra provider (it caches its own discovery and keys)."""
+    return EntraProvider(
+        authority=sso.authority,
+        tenant=sso.tenant,
+        client_id=sso.client_id,
+        credential=client_credential(sso),
+        http=idp_http,
+    )
+
+
+def build_tenant(
+    config: TenantConfig, idp_http: aiohttp.ClientSession, lazy_sso: LazySso | None = None
+) -> Tenant:
+    """One tenant; its provider is built at first use unless ``lazy_sso`` is handed over."""
+    sso = config.sso
+    if sso is None:
+        lazy_sso = None
+    elif lazy_sso is None:
+        lazy_sso = LazySso(functools.partial(entra_provider, sso, idp_http))
+    upstream = None if config.upstream is None else _upstream_url(config.upstream)
+    return Tenant(config=config, upstream=upstream, lazy_sso=lazy_sso)
+
+
+@functools.lru_cache(maxsize=4096)
+def _upstream_url(upstream: str) -> URL:
+    # Tenants of one desk pod mostly share its upstream: one parsed URL for all of them.
+    return URL(upstream)
+
+
+def build_tenants(config: Config, idp_http: aiohttp.ClientSession) -> TenantTable:
+    """Tenants whose Entra providers are built when first needed."""
+    table = TenantTable(build_tenant(t, idp_http) for t in config.tenants)
+    publish_certificate_expiry(config)
+    return table
 
 
 def open_mailer(config: Config) -> tuple[Mailer, str]:
@@ -235,6 +260,7 @@ async def monitor_store(store: Store, interval: float = 1.0) -> None:
 
 
 async def close_providers(table: TenantTable) -> None:
+    """Close the providers that were built (an idle tenant never built one)."""
     for tenant in table:
-        if isinstance(tenant.sso, EntraProvider):
-            await tenant.sso.aclose()
+        if tenant.lazy_sso is not None and isinstance(tenant.lazy_sso.built, EntraProvider):
+            await tenant.lazy_sso.built.aclose()

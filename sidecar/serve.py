@@ -17,6 +17,8 @@ from sidecar.access_log import ACCESS_LOG, RequestLogger
 from sidecar.admin import build_admin_app
 from sidecar.app import build_public_app
 from sidecar.config.advice import config_warnings
+from sidecar.config.reader import ConfigReader
+from sidecar.config.sources import LoadedConfig
 from sidecar.http_errors import QuietAppRunner
 from sidecar.reload import watch_config
 from sidecar.runtime import Runtime
@@ -111,8 +113,17 @@ async def start_listeners(
 
 
 async def serve_until_signalled(
-    runtime: Runtime, on_started: Callable[[Listeners], Awaitable[None]] | None = None
+    runtime: Runtime,
+    on_started: Callable[[Listeners], Awaitable[None]] | None = None,
+    *,
+    loaded: LoadedConfig | None = None,
+    reader: ConfigReader | None = None,
 ) -> None:
+    """Serve until SIGTERM/SIGINT; with a config path, reload on changes and on SIGHUP.
+
+    ``loaded`` is the config as read at start (its files and their state then);
+    ``reader`` reads the reloads in a child process.
+    """
     listeners = await start_listeners(runtime)
     # Everything loaded at start-up lives as long as the process: move it out of the
     # garbage collector's generations, so full collections (tail-latency pauses) only
@@ -140,11 +151,15 @@ async def serve_until_signalled(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    watcher = (
-        asyncio.ensure_future(watch_config(runtime, runtime.config_path))
-        if runtime.config_path
-        else None
-    )
+    watcher = None
+    if runtime.config_path:
+        reload_now = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, reload_now.set)
+        watcher = asyncio.ensure_future(
+            watch_config(
+                runtime, runtime.config_path, loaded=loaded, wake=reload_now, reader=reader
+            )
+        )
     await stop.wait()
     if watcher is not None:
         watcher.cancel()

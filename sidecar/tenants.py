@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -56,14 +56,46 @@ def parse_host(values: list[str]) -> RequestHost:
     return parsed
 
 
+class LazySso:
+    """A tenant's sign-in provider, built at its first use.
+
+    With 10,000 tenants most are idle on any one replica: a provider (its discovery
+    and key caches) costs memory and start-up time only once someone signs in. A
+    reload hands the same LazySso to the new Tenant when the sso block is unchanged,
+    so the discovery and keys already fetched are kept.
+    """
+
+    __slots__ = ("_make", "_provider")
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make: Callable[[], Any] | None = make
+        self._provider: Any = None
+
+    def get(self) -> Any:
+        if self._make is not None:
+            self._provider = self._make()
+            self._make = None
+        return self._provider
+
+    @property
+    def built(self) -> Any:
+        """The provider when it has been built, else None (nothing to close)."""
+        return self._provider
+
+
 @dataclass(frozen=True)
 class Tenant:
     """One desk: its configuration plus what is derived from it once, not per request."""
 
     config: TenantConfig
     upstream: URL | None  # None: forward-auth only, nothing is proxied
-    # Filled by the sign-in layer for tenants with an sso block (the OIDC provider).
-    sso: Any = field(default=None, compare=False)
+    # For tenants with an sso block: the OIDC provider, built on first use.
+    lazy_sso: LazySso | None = field(default=None, compare=False)
+
+    @property
+    def sso(self) -> Any:
+        """The sign-in provider (None without an sso block)."""
+        return None if self.lazy_sso is None else self.lazy_sso.get()
 
     # cached_property: after the first read these are plain attribute reads, and they
     # are read several times on every request.
@@ -101,6 +133,10 @@ class TenantTable:
 
     def lookup(self, host: RequestHost) -> Tenant | None:
         return self._by_host.get(host.name)
+
+    def get(self, host: str) -> Tenant | None:
+        """The tenant of a configured (normalised) host name."""
+        return self._by_host.get(host)
 
     def __iter__(self) -> Any:
         return iter(self._by_host.values())

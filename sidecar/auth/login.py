@@ -384,7 +384,9 @@ async def _complete(
             result="invalid_id_token",
             rd=rd,
         )
-    metrics.CLIENT_SECRET_IN_USE.labels(host).set(result.secret_index)
+    metrics.record_client_secret(
+        host, result.secret_index, provider.secret_fingerprint(result.secret_index)
+    )
     claims = result.id_token_claims
     refused = await _refuse_without_role(request, ctx, claims.roles)
     if refused is not None:

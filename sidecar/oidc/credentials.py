@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
 
+from sidecar.fingerprints import FINGERPRINT_HEX_DIGITS, fingerprint
+
 from .errors import OidcError
 
 __all__ = [
@@ -95,6 +97,11 @@ class ClientCredential(ABC):
     def only(self, index: int) -> ClientCredential:
         """Entry ``index`` alone (check-entra asks Entra about each one separately)."""
 
+    @abstractmethod
+    def fingerprint(self, index: int) -> str:
+        """A short, one-way name of entry ``index`` for the rotation metric (never the
+        secret itself): it says which one Entra accepted."""
+
 
 class ClientSecrets(ClientCredential):
     kind: CredentialKind = "secret"
@@ -121,6 +128,9 @@ class ClientSecrets(ClientCredential):
 
     def only(self, index: int) -> ClientSecrets:
         return ClientSecrets([self._secrets[index]])
+
+    def fingerprint(self, index: int) -> str:
+        return fingerprint(self._secrets[index])
 
 
 class CertificateError(ValueError):
@@ -260,6 +270,10 @@ class ClientCertificates(ClientCredential):
     def only(self, index: int) -> ClientCertificates:
         return ClientCertificates([self._certificates[index]], clock=self._clock)
 
+    def fingerprint(self, index: int) -> str:
+        # The start of the SHA-256 thumbprint the portal lists for the certificate.
+        return self._certificates[index].sha256_thumbprint[:FINGERPRINT_HEX_DIGITS].lower()
+
 
 class FederatedTokenUnreadable(OidcError):
     """The federated token file cannot be read (not yet projected, wrong path)."""
@@ -304,6 +318,9 @@ class FederatedToken(ClientCredential):
 
     def only(self, index: int) -> FederatedToken:
         return self
+
+    def fingerprint(self, index: int) -> str:
+        return "federated"  # nothing secret to tell apart: the token changes by itself
 
 
 def read_token(path: str) -> str:

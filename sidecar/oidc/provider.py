@@ -132,6 +132,11 @@ class EntraProvider:
     def credential(self) -> ClientCredential:
         return self._credential
 
+    def secret_fingerprint(self, index: int) -> str:
+        """The fingerprint of credential entry ``index`` (never the value): what the
+        rotation metric shows, so it names the secret actually in use."""
+        return self._credential.fingerprint(index)
+
     # -- discovery ---------------------------------------------------------
 
     async def metadata(self) -> ProviderMetadata:

@@ -10,7 +10,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.world import HOST, World, open_world
+from sidecar.fingerprints import fingerprint
+from tests.world import CLIENT_SECRET, HOST, World, open_world
 
 
 @pytest.fixture
@@ -246,7 +247,8 @@ async def test_metrics_count_sign_ins_and_entra_fetches(world: World) -> None:
     assert metric(after, discovery) - metric(before, discovery) == 1
     assert metric(after, jwks) - metric(before, jwks) == 1
     assert metric(after, created) - metric(before, created) == 1
-    assert 'ticketlog_sso_client_secret_index{tenant="desk.contoso.test"} 0.0' in after
+    in_use = f'ticketlog_sso_client_secret_index{{fingerprint="{fingerprint(CLIENT_SECRET)}",tenant="desk.contoso.test"}} 0.0'
+    assert in_use in after
 
 
 async def test_client_secret_rotation_tries_the_next_secret() -> None:
@@ -258,7 +260,13 @@ async def test_client_secret_rotation_tries_the_next_secret() -> None:
         assert desk_headers(landing.text)["X-TicketLog-Email"] == "alice@contoso.test"
         async with world.http.get(world.sidecar.admin_url + "/metrics") as response:
             text = await response.text()
-        assert 'ticketlog_sso_client_secret_index{tenant="desk.contoso.test"} 1.0' in text
+        # The series names the secret that worked (the second), never its value.
+        second = fingerprint(CLIENT_SECRET)
+        assert (
+            f'ticketlog_sso_client_secret_index{{fingerprint="{second}",tenant="desk.contoso.test"}} 1.0'
+            in text
+        )
+        assert CLIENT_SECRET not in text
 
 
 async def test_signed_in_websocket_handshake_carries_the_identity(world: World) -> None:

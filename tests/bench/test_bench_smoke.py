@@ -39,14 +39,14 @@ RATIOS = ("(e)/(c)", "(f)/(c)", "(e)/(d)", "(d)/(b)", "(h)/(b)", "(h-nocache)/(b
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(260)
 def test_quick_benchmark_prints_every_row() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=250,
         check=False,
     )
     out = done.stdout
@@ -60,6 +60,11 @@ def test_quick_benchmark_prints_every_row() -> None:
         assert "FAILED" not in lines[0], lines[0]
     for ratio in RATIOS:
         assert ratio in out, ratio
+    tenants = out.split("\ntenants (")[1]
+    for size, form in (("10", "file"), ("10", "directory"), ("100", "file"), ("100", "directory")):
+        [line] = [x for x in tenants.splitlines() if x.split()[:2] == [size, form]]
+        assert "FAILED" not in line, line
+        assert line.endswith(" ms"), line  # the worst wait, the last column
 
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8080/api

@@ -10,8 +10,10 @@ import aiohttp
 import yaml
 
 from sidecar.config.loading import load_config
+from sidecar.fingerprints import fingerprint
 from sidecar.reload import watch_config
 from tests.helpers import base_config, run_sidecar
+from tests.world import CLIENT_ID, CLIENT_SECRET, open_world
 
 
 async def get_status(http: aiohttp.ClientSession, url: str, host: str, path: str = "/echo") -> int:
@@ -68,5 +70,142 @@ async def test_reload_adds_tenants_keeps_connections_and_refuses_bad_files(
             await wait_for(refused)
             assert await get_status(http, sidecar.url, "new.example.test") == 200
             assert await get_status(http, sidecar.url, "x.example.test") == 421
+        finally:
+            watcher.cancel()
+
+
+def project(volume: Path, files: dict[str, str], version: str) -> None:
+    """Update a directory the way the kubelet updates a mounted ConfigMap or Secret: the
+    files go into a new timestamped directory, `..data` is swapped to it in one rename,
+    and the visible names are links through `..data`."""
+    volume.mkdir(exist_ok=True)
+    target = volume / f"..{version}"
+    target.mkdir()
+    for name, text in files.items():
+        (target / name).write_text(text)
+    (volume / "..data_tmp").symlink_to(target.name)
+    (volume / "..data_tmp").replace(volume / "..data")
+    for name in files:
+        if not (volume / name).is_symlink():
+            (volume / name).symlink_to(f"..data/{name}")
+
+
+def sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def scrape(http: aiohttp.ClientSession, admin_url: str) -> str:
+    async with http.get(admin_url + "/metrics") as response:
+        return await response.text()
+
+
+RELOADED = 'ticketlog_sso_config_reloads_total{result="ok"}'
+
+
+async def test_a_projected_volume_swap_reloads_and_unchanged_tenants_keep_discovery(
+    tmp_path: Path,
+) -> None:
+    async with open_world() as world:
+        volume = tmp_path / "config"
+        main = {k: v for k, v in world.document.items() if k != "tenants"}
+        files = {
+            "main.yaml": yaml.safe_dump(main),
+            "contoso.yaml": yaml.safe_dump({"tenants": world.document["tenants"]}),
+        }
+        project(volume, files, "2026_12_03_08_00_00.1")
+        watcher = asyncio.ensure_future(watch_config(world.sidecar.runtime, volume, interval=0.1))
+        try:
+            landing = await world.sign_up(world.browser("alice"), rd="/echo")
+            assert landing.status == 200
+            before = await scrape(world.http, world.sidecar.admin_url)
+            added = {"host": "new.example.test", "upstream": world.desk_url}
+            files["onboarded.yaml"] = yaml.safe_dump({"tenants": [added]})
+            project(volume, files, "2026_12_03_08_05_00.2")
+
+            async def new_host_served() -> bool:
+                return await get_status(world.http, world.sidecar.url, "new.example.test") == 200
+
+            await wait_for(new_host_served)
+            again = await world.browser("alice").open("/echo")
+            assert again.status == 200
+            assert "alice@contoso.test" in again.text
+            after = await scrape(world.http, world.sidecar.admin_url)
+            assert sample(after, RELOADED) - sample(before, RELOADED) == 1
+            # The unchanged tenant signed in again with the discovery and keys it had
+            # (the counters are the process's: other tests may have fetched before).
+            for document in ("discovery", "jwks"):
+                fetched = (
+                    f'ticketlog_sso_idp_fetches_total{{document="{document}",'
+                    'result="ok",tenant="contoso.test"}'
+                )
+                assert sample(before, fetched) >= 1
+                assert sample(after, fetched) == sample(before, fetched)
+        finally:
+            watcher.cancel()
+
+
+async def test_a_rotated_secret_file_is_applied_and_the_metric_names_it(tmp_path: Path) -> None:
+    """The rotation runbook: add the new secret in Entra, put it first in the mounted
+    Secret, see the metric name it, delete the old one in Entra: sign-ins keep working."""
+    secrets = tmp_path / "secrets"
+    project(secrets, {"client-secret": CLIENT_SECRET + "\n"}, "2026_12_03_08_00_00.1")
+
+    def from_file(document: dict[str, Any]) -> None:
+        sso = document["tenants"][0]["sso"]
+        del sso["client_secret"]
+        sso["client_secret_file"] = str(secrets / "client-secret")
+
+    async with open_world(edit=from_file) as world:
+        config = tmp_path / "config.yaml"
+        write_atomically(config, world.document)
+        watcher = asyncio.ensure_future(watch_config(world.sidecar.runtime, config, interval=0.1))
+        in_use = 'ticketlog_sso_client_secret_index{{fingerprint="{}",tenant="desk.contoso.test"}}'
+        old, new = CLIENT_SECRET, "new~rotated-secret-value"
+        try:
+            await world.sign_up(world.browser("alice"))
+            before = await scrape(world.http, world.sidecar.admin_url)
+            assert sample(before, in_use.format(fingerprint(old))) == 0
+            app = world.emulator.tenants[0].app(CLIENT_ID)
+            assert app is not None
+            app.secrets[new] = None
+            project(secrets, {"client-secret": f"{new}\n{old}\n"}, "2026_12_03_09_00_00.2")
+
+            async def reloaded() -> bool:
+                text = await scrape(world.http, world.sidecar.admin_url)
+                return sample(text, RELOADED) > sample(before, RELOADED)
+
+            await wait_for(reloaded)
+            assert (await world.browser("alice").open("/echo")).status == 200
+            text = await scrape(world.http, world.sidecar.admin_url)
+            assert in_use.format(fingerprint(new)) + " 0.0" in text
+            assert fingerprint(old) not in text  # one series: the secret in use now
+            assert new not in text
+            del app.secrets[old]
+            landing = await world.browser("alice").open("/echo")
+            assert landing.status == 200
+            assert "alice@contoso.test" in landing.text
+        finally:
+            watcher.cancel()
+
+
+async def test_a_change_made_before_the_watcher_started_is_applied(
+    desk_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.yaml"
+    document = base_config(desk_url)
+    write_atomically(path, document)
+    async with run_sidecar(load_config(path)) as sidecar, aiohttp.ClientSession() as http:
+        document["tenants"].append({"host": "early.example.test", "upstream": desk_url})
+        write_atomically(path, document)
+        watcher = asyncio.ensure_future(watch_config(sidecar.runtime, path, interval=0.05))
+        try:
+
+            async def early_host_served() -> bool:
+                return await get_status(http, sidecar.url, "early.example.test") == 200
+
+            await wait_for(early_host_served)
         finally:
             watcher.cancel()

@@ -221,6 +221,7 @@ def _validation_problems(
 
 
 _YAML_POSITION = re.compile(r"at line (\d+), column (\d+)")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TENANT_INDEX = re.compile(r"^tenants\[(\d+)\]")
 
 
@@ -234,14 +235,17 @@ def load_yaml(raw_text: str) -> Any:
     several documents); the native parser's own message quotes the offending line, which
     may hold a secret, so of it only the position is passed on.
     """
-    try:
-        document = yaml_rs.loads(raw_text, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
-    except yaml_rs.YAMLDecodeError as exc:
-        native = str(exc)
-    else:
-        if isinstance(document, dict):
-            return document
-        native = ""
+    native = ""
+    if _CONTROL_CHARACTER.search(raw_text) is None:  # the native parser lets some through
+        try:
+            document = yaml_rs.loads(
+                raw_text, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error
+            )
+        except yaml_rs.YAMLDecodeError as exc:
+            native = str(exc)
+        else:
+            if isinstance(document, dict):
+                return document
     try:
         explained = yaml_text.load_yaml(raw_text)
     except YamlProblems as problems:

@@ -55,4 +55,4 @@ def test_a_reread_keeps_unchanged_tenants_and_refuses_a_broken_change(
     (config / "u.yaml").write_text("tenants: [\n")
     with pytest.raises(ConfigError) as info:
         reader.load(config)
-    assert info.value.problems[0].startswith(f"{config}/u.yaml: (file): not valid YAML at line")
+    assert info.value.problems[0].startswith(f"{config}/u.yaml: (file): not valid YAML: line")

@@ -32,13 +32,19 @@ from sidecar.config.model import Config
 from sidecar.config.reader import ConfigReader
 from sidecar.config.sources import LoadedConfig
 from sidecar.oidc.provider import EntraProvider
-from sidecar.runtime import Runtime, build_tenant, publish_certificate_expiry
+from sidecar.runtime import (
+    Runtime,
+    apply_signup_and_email,
+    build_tenant,
+    publish_certificate_expiry,
+)
 from sidecar.tenants import LazySso, TenantTable
 
 _background: set[asyncio.Task[None]] = set()
 
-# Sections read once at start: a change there is reported, applied at the next restart.
-_RESTART_SECTIONS = ("server", "session", "email", "signup")
+# Sections read once at start (listeners, the store, the keys): a change there is
+# reported and applied at the next restart. `signup` and `email` apply at once.
+_RESTART_SECTIONS = ("server", "session")
 
 # Requests in flight may still hold a replaced provider; close it after they are done.
 _CLOSE_REPLACED_AFTER = 60.0
@@ -94,8 +100,11 @@ def swap_in(runtime: Runtime, config: Config, table: TenantTable) -> None:
             sections=changed,
             message="not applied: these sections are read at start; restart to apply them",
         )
-    runtime.config = runtime.config.model_copy(update={"tenants": config.tenants})
-    logs.event("config_reloaded", tenants=len(table))
+    applied = apply_signup_and_email(runtime.sso, runtime.config, config)
+    runtime.config = runtime.config.model_copy(
+        update={"tenants": config.tenants, "signup": config.signup, "email": config.email}
+    )
+    logs.event("config_reloaded", tenants=len(table), sections=["tenants", *applied])
 
 
 def _load_and_build(

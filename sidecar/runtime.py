@@ -20,7 +20,7 @@ from sidecar import logs, metrics
 from sidecar.auth.cache import SignInCache
 from sidecar.auth.context import SsoServices
 from sidecar.auth.identity import AssertionSigner
-from sidecar.config.model import Config, SsoConfig, TenantConfig
+from sidecar.config.model import Config, SignupConfig, SsoConfig, TenantConfig
 from sidecar.keys import DerivedKeys
 from sidecar.oidc.credentials import (
     EXPIRY_WARNING_DAYS,
@@ -153,6 +153,30 @@ def open_mailer(config: Config) -> tuple[Mailer, str]:
     return mailer, smtp.from_address
 
 
+def code_policy(signup: SignupConfig) -> CodePolicy:
+    return CodePolicy(
+        ttl=signup.code_ttl,
+        max_attempts=signup.max_attempts,
+        resend_cooldown=signup.resend_cooldown,
+        max_sends_per_hour=signup.max_sends_per_hour,
+        max_sends_per_hour_per_ip=signup.max_sends_per_hour_per_ip,
+    )
+
+
+def apply_signup_and_email(sso: SsoServices, before: Config, after: Config) -> list[str]:
+    """A reload's `signup:` and `email:` changes, applied to the running services (the
+    contract restarts only for `server` and `session`); returns the sections applied."""
+    applied = []
+    if before.signup != after.signup:
+        sso.codes.policy = code_policy(after.signup)
+        sso.allow_reserved_email_domains = after.signup.allow_reserved_email_domains
+        applied.append("signup")
+    if before.email != after.email:
+        sso.mailer, sso.mail_from = open_mailer(after)
+        applied.append("email")
+    return applied
+
+
 def build_sso_services(
     config: Config, store: Store, idp_http: aiohttp.ClientSession, mailer: Mailer | None = None
 ) -> SsoServices:
@@ -169,17 +193,7 @@ def build_sso_services(
             idle_timeout=config.session.idle_timeout,
         ),
         accounts=AccountStore(store),
-        codes=VerificationCodes(
-            store,
-            CodePolicy(
-                ttl=signup.code_ttl,
-                max_attempts=signup.max_attempts,
-                resend_cooldown=signup.resend_cooldown,
-                max_sends_per_hour=signup.max_sends_per_hour,
-                max_sends_per_hour_per_ip=signup.max_sends_per_hour_per_ip,
-            ),
-            keys.code_hash_key,
-        ),
+        codes=VerificationCodes(store, code_policy(signup), keys.code_hash_key),
         mailer=mailer or default_mailer,
         mail_from=mail_from,
         signer=AssertionSigner(keys),

@@ -252,6 +252,11 @@ class VerificationCodes:
     def policy(self) -> CodePolicy:
         return self._policy
 
+    @policy.setter
+    def policy(self, policy: CodePolicy) -> None:
+        """A reloaded ``signup:`` block: the next send or check follows it."""
+        self._policy = policy
+
     # -- keys ---------------------------------------------------------------
 
     @staticmethod

@@ -51,7 +51,12 @@ async def test_sign_in_with_a_rotated_certificate(tmp_path: Path) -> None:
         sample = f'ticketlog_sso_client_certificate_expiry_timestamp_seconds{{host="{HOST}"}}'
         line = next(line for line in text.splitlines() if line.startswith(sample))
         assert float(line.rsplit(" ", 1)[1]) == newest.not_after.timestamp()
-        assert f'ticketlog_sso_client_secret_index{{tenant="{HOST}"}} 1.0' in text
+        # Entry 1 (the uploaded one) worked; the metric names it by its thumbprint's start.
+        used = load_certificate(uploaded.certificate_pem, uploaded.private_key_pem, now=time.time())
+        named = used.sha256_thumbprint[:12].lower()
+        assert (
+            f'ticketlog_sso_client_secret_index{{fingerprint="{named}",tenant="{HOST}"}} 1.0'
+        ) in text
         # The code was redeemed with a client assertion, never a secret.
         assert ("POST", f"/{entra.tenants[0].tenant_id}/oauth2/v2.0/token") in entra.requests
 

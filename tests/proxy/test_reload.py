@@ -11,7 +11,7 @@ import yaml
 
 from sidecar.config.loading import load_config
 from sidecar.fingerprints import fingerprint
-from sidecar.reload import watch_config
+from sidecar.reload import reload_once, watch_config
 from tests.helpers import base_config, run_sidecar
 from tests.world import CLIENT_ID, CLIENT_SECRET, open_world
 
@@ -209,3 +209,34 @@ async def test_a_change_made_before_the_watcher_started_is_applied(
             await wait_for(early_host_served)
         finally:
             watcher.cancel()
+
+
+async def test_signup_and_email_changes_apply_without_a_restart(
+    desk_url: str, tmp_path: Path, caplog: Any
+) -> None:
+    """Only `server` and `session` wait for a restart (contract: Reload)."""
+    path = tmp_path / "config.yaml"
+    document = base_config(desk_url)
+    document["email"] = {"backend": "console"}
+    write_atomically(path, document)
+    async with run_sidecar(load_config(path)) as sidecar:
+        runtime = sidecar.runtime
+        assert runtime.sso.codes.policy.resend_cooldown == 60
+        document["signup"] = {"resend_cooldown": "5s", "max_attempts": 3}
+        document["email"] = {
+            "backend": "smtp",
+            "smtp": {"host": "127.0.0.1", "port": 2525, "tls": "none", "from": "Desk <d@x.test>"},
+        }
+        write_atomically(path, document)
+        assert await reload_once(runtime, path) is not None
+        assert runtime.sso.codes.policy.resend_cooldown == 5
+        assert runtime.sso.codes.policy.max_attempts == 3
+        assert runtime.sso.mail_from == "Desk <d@x.test>"
+        assert runtime.config.signup.resend_cooldown == 5
+        assert "config_change_needs_restart" not in caplog.text
+        # A session change waits for the restart, and says so.
+        document["session"]["idle_timeout"] = "5m"
+        write_atomically(path, document)
+        assert await reload_once(runtime, path) is not None
+        assert "config_change_needs_restart" in caplog.text
+        assert runtime.config.session.idle_timeout != 300

@@ -159,7 +159,12 @@ async def test_invalid_change_is_kept_out_and_session_changes_wait_for_a_restart
         bad = config / "zz-new.yaml"
         bad.write_text(
             yaml.safe_dump(
-                {"tenants": [{"host": "new.test", "upstream": "ftp://x"}, {"host": "aaa.test"}]}
+                {
+                    "tenants": [
+                        {"host": "new.test", "upstream": "ftp://x"},
+                        {"host": "aaa.test", "upstream": desk_url, "plna": "pro"},
+                    ]
+                }
             )
         )
 
@@ -176,7 +181,7 @@ async def test_invalid_change_is_kept_out_and_session_changes_wait_for_a_restart
             f"{bad}: tenants[0].upstream: must be an http:// or https:// URL, got 'ftp://x'"
             in (entry["problems"])
         )
-        assert f"{bad}: tenants[1].upstream: required field is missing" in entry["problems"]
+        assert f"{bad}: tenants[1].plna: unknown field (did you mean plan?)" in entry["problems"]
         assert "ticketlog_sso_config_last_reload_valid 0.0" in await metrics(http, served)
 
         # Fixed, together with a new session key: tenants apply, the session waits.

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from sidecar import logs
+from sidecar import logs, routes
 from sidecar.access_log import ACCESS_LOG
 from sidecar.commands import check_entra, delete_account, list_accounts, show_account
 from sidecar.commands.credential_report import credential_lines
@@ -64,16 +64,6 @@ def _load(args: argparse.Namespace) -> Config | None:
         return None
 
 
-def registration_uris(host: str) -> list[tuple[str, str]]:
-    """What the customer registers in Entra for one SSO tenant host (contract)."""
-    return [
-        ("Redirect URI (Web)", f"https://{host}/.sso/callback"),
-        ("Front-channel logout URL", f"https://{host}/.sso/frontchannel-logout"),
-        ("Post-logout redirect URI", f"https://{host}/.sso/signed-out"),
-        ("Homepage URL (My Apps)", f"https://{host}/"),
-    ]
-
-
 def _print_problems(label: str, problems: list[str]) -> None:
     print(f"{label}: invalid configuration", file=sys.stderr)
     for problem in problems:
@@ -93,7 +83,7 @@ def _report_valid(label: str, config: Config, unread: list[str]) -> None:
             print(f"{tenant.host}: no sso block; the desk's own login is used")
             continue
         print(f"{tenant.host}: Entra ID sign-in (tenant {tenant.sso.tenant}); register in Entra:")
-        for name, uri in registration_uris(tenant.host):
+        for name, uri in routes.registration_uris(tenant.host):
             print(f"  {name}: {uri}")
         lines, warnings = credential_lines(tenant.sso, now=time.time())
         for line in lines:

@@ -22,6 +22,9 @@ CORE = ("sidecar.oidc", "sidecar.signup", "sidecar.sessions")
 #: The production image leaves sidecar/dev out (.dockerignore).
 DEV = "sidecar.dev"
 
+#: The /.sso/ paths and URL builders, used from every layer.
+ROUTES = "sidecar.routes"
+
 #: The one place outside sidecar/dev allowed to reach it: the `demo` command, which
 #: imports it lazily and explains itself when it is absent.
 DEV_IMPORTERS_ALLOWED = frozenset({("sidecar.cli", "cmd_demo")})
@@ -108,6 +111,8 @@ def violations(found: list[Import]) -> Iterator[str]:
                 yield f"{where}: the core reports through observers, not metrics"
             elif _within(imp.name, DEV):
                 yield f"{where}: the core never depends on development code"
+        if imp.module == ROUTES and _within(imp.name, "sidecar"):
+            yield f"{where}: the route paths import nothing of ours, so every layer may use them"
         if (
             _within(imp.name, DEV)
             and not _within(imp.module, DEV)
@@ -175,6 +180,7 @@ def test_the_demo_command_is_the_only_way_into_dev() -> None:
         ("sidecar.app", "from sidecar.dev.desk import make_desk\n", "production image"),
         ("sidecar.cli", "from sidecar.dev.demo import run_demo\n", "production image"),
         ("sidecar.auth.login", "from ..dev import entra\n", "production image"),
+        ("sidecar.routes", "from sidecar.scope import SCOPE\n", "route paths"),
     ],
 )
 def test_a_violation_is_reported(module: str, source: str, reason: str) -> None:
@@ -193,6 +199,8 @@ def test_a_violation_is_reported(module: str, source: str, reason: str) -> None:
         ("sidecar.auth.login", "from aiohttp import web\nfrom sidecar import metrics\n"),
         ("sidecar.cli", "def cmd_demo():\n    from sidecar.dev.demo import run_demo\n"),
         ("sidecar.dev.demo", "from sidecar.dev.entra import make_entra\n"),
+        ("sidecar.routes", "from urllib.parse import quote\n"),
+        ("sidecar.oidc.provider", "from sidecar import routes\n"),
     ],
 )
 def test_allowed_imports_pass(module: str, source: str) -> None:

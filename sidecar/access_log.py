@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from sidecar import metrics
+from sidecar import metrics, routes
 
 _BATCH = 256
 _DELAY = 0.2
@@ -91,20 +91,7 @@ async def count_body_bytes(request: web.Request, response: web.StreamResponse) -
 # The routes of the sidecar's own answers named in the latency histogram; any other path
 # it answers itself (a sign-in redirect, an error page) counts as "other", so a client
 # cannot create label values.
-OWN_ROUTES = frozenset(
-    {
-        "/.sso/login",
-        "/.sso/callback",
-        "/.sso/signup",
-        "/.sso/verify",
-        "/.sso/logout",
-        "/.sso/signed-out",
-        "/.sso/frontchannel-logout",
-        "/.sso/userinfo",
-        "/.sso/jwks.json",
-        "/.sso/auth",
-    }
-)
+OWN_ROUTES = frozenset(routes.ALL)
 
 
 class RequestLogger(AbstractAccessLogger):

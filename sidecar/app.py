@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sidecar import routes
 from sidecar.access_log import count_body_bytes
 from sidecar.auth import forward_auth, info, login, logout, signup_routes
 from sidecar.auth.context import SSO
@@ -22,17 +23,17 @@ OWN_ROUTE_MAX_BODY = 64 * 1024
 
 
 SSO_ROUTES: Routes = {
-    "/.sso/login": {"GET": login.login},
+    routes.LOGIN: {"GET": login.login},
     # POST is the contract's form_post form; the sidecar itself asks for response_mode=query,
     # because Entra's cross-site form POST would not carry the SameSite=Lax login cookie.
-    "/.sso/callback": {"GET": login.callback, "POST": login.callback},
-    "/.sso/signup": {"GET": signup_routes.signup_page, "POST": signup_routes.send_code},
-    "/.sso/verify": {"GET": signup_routes.verify_page, "POST": signup_routes.verify},
-    "/.sso/logout": {"GET": logout.logout, "POST": logout.logout},
-    "/.sso/signed-out": {"GET": logout.signed_out},
-    "/.sso/frontchannel-logout": {"GET": logout.frontchannel_logout},
-    "/.sso/userinfo": {"GET": info.userinfo},
-    "/.sso/jwks.json": {"GET": info.jwks},
+    routes.CALLBACK: {"GET": login.callback, "POST": login.callback},
+    routes.SIGNUP: {"GET": signup_routes.signup_page, "POST": signup_routes.send_code},
+    routes.VERIFY: {"GET": signup_routes.verify_page, "POST": signup_routes.verify},
+    routes.LOGOUT: {"GET": logout.logout, "POST": logout.logout},
+    routes.SIGNED_OUT: {"GET": logout.signed_out},
+    routes.FRONTCHANNEL_LOGOUT: {"GET": logout.frontchannel_logout},
+    routes.USERINFO: {"GET": info.userinfo},
+    routes.JWKS: {"GET": info.jwks},
 }
 
 

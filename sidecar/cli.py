@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from sidecar import logs
+from sidecar import logs, routes
 from sidecar.access_log import ACCESS_LOG
 from sidecar.commands.credential_report import credential_lines
 from sidecar.config import sources
@@ -77,16 +77,6 @@ def _load_source(
         return None
 
 
-def registration_uris(host: str) -> list[tuple[str, str]]:
-    """What the customer registers in Entra for one SSO tenant host (contract)."""
-    return [
-        ("Redirect URI (Web)", f"https://{host}/.sso/callback"),
-        ("Front-channel logout URL", f"https://{host}/.sso/frontchannel-logout"),
-        ("Post-logout redirect URI", f"https://{host}/.sso/signed-out"),
-        ("Homepage URL (My Apps)", f"https://{host}/"),
-    ]
-
-
 def _print_problems(label: str, problems: list[str]) -> None:
     print(f"{label}: invalid configuration", file=sys.stderr)
     for problem in problems:
@@ -106,7 +96,7 @@ def _report_valid(label: str, config: Config, unread: list[str]) -> None:
             print(f"{tenant.host}: no sso block; the desk's own login is used")
             continue
         print(f"{tenant.host}: Entra ID sign-in (tenant {tenant.sso.tenant}); register in Entra:")
-        for name, uri in registration_uris(tenant.host):
+        for name, uri in routes.registration_uris(tenant.host):
             print(f"  {name}: {uri}")
         if tenant.sso.client_secret:
             # Which secret is which, without showing one: the rotation metric uses these.

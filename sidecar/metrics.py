@@ -14,6 +14,7 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from sidecar.oidc.events import Document, FetchResult, set_fetch_observer
 from sidecar.version import sidecar_version
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -109,6 +110,17 @@ IDP_FETCHES = Counter(
     ["tenant", "document", "result"],
     registry=REGISTRY,
 )
+
+
+def count_idp_fetch(tenant: str, document: Document, result: FetchResult) -> None:
+    IDP_FETCHES.labels(tenant, document, result).inc()
+
+
+# The OIDC core may not import this module (docs/architecture.md); it reports each
+# fetch to an observer instead. Installed here, once per process, so that every
+# provider counts from the moment the metrics exist, whoever built it.
+set_fetch_observer(count_idp_fetch)
+
 CLIENT_SECRET_IN_USE = Gauge(
     "ticketlog_sso_client_secret_index",
     "Which client_secret list entry last worked (0 = newest), and its fingerprint "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
+from sidecar import routes
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.pages.branding import DEFAULT_LOOK, PageLook, look_of
 from sidecar.pages.i18n import N_, negotiate
@@ -80,7 +80,7 @@ def sign_in_again_url(request: web.Request, rd: str | None = None) -> str | None
         return None
     if rd is None:
         rd = ctx.target if request.method in ("GET", "HEAD") else "/"
-    return "/.sso/login?rd=" + quote(safe_redirect_target(rd), safe="/")
+    return routes.login_url(safe_redirect_target(rd))
 
 
 def html_response(

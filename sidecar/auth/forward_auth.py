@@ -22,13 +22,12 @@ from urllib.parse import unquote
 from aiohttp import web
 from yarl import URL
 
+from sidecar import routes
 from sidecar.auth.context import SSO
 from sidecar.auth.decision import Decision, Verdict, decide
-from sidecar.auth.login import login_url
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
-from sidecar.auth.signup_routes import SIGNUP_PATH, signup_url
-from sidecar.middleware.own_routes import AUTH_PATH, names_sso_prefix
+from sidecar.middleware.own_routes import names_sso_prefix
 from sidecar.responses import json_response, navigates
 from sidecar.scope import SCOPE
 
@@ -87,11 +86,11 @@ def original_request(request: web.Request) -> Original:
             raise BadOriginal(f"{method_header} is not an HTTP method")
         return Original(method.upper(), _origin_form(uri), as_refusal)
     # Envoy's path_prefix: /.sso/auth/tickets?id=1 asks about GET /tickets?id=1.
-    if ctx.target.startswith(AUTH_PATH + "/"):
-        return Original(request.method, ctx.target[len(AUTH_PATH) :], False)
+    if ctx.target.startswith(routes.AUTH + "/"):
+        return Original(request.method, ctx.target[len(routes.AUTH) :], False)
     raise BadOriginal(
         f"no original request: send {FORWARDED_METHOD} and {FORWARDED_URI}, "
-        f"{ORIGINAL_METHOD} and {ORIGINAL_URI}, or ask at {AUTH_PATH}/<path>"
+        f"{ORIGINAL_METHOD} and {ORIGINAL_URI}, or ask at {routes.AUTH}/<path>"
     )
 
 
@@ -149,15 +148,15 @@ async def _allowed(request: web.Request, decision: Decision, cache_ttl: int) -> 
 def _denied(request: web.Request, decision: Decision, original: Original) -> web.Response:
     navigation = navigates(original.method, request.headers)
     if decision.verdict is Verdict.LOGIN:
-        location = login_url(original.target)
+        location = routes.login_url(original.target)
         if not navigation:
             return json_response({"error": "login_required", "login_url": location}, status=401)
         status = 401 if original.redirects_as_refusal else 302
     else:
-        location = signup_url(safe_redirect_target(original.target))
+        location = routes.signup_url(safe_redirect_target(original.target))
         if not navigation:
             return json_response(
-                {"error": "signup_required", "signup_url": SIGNUP_PATH}, status=403
+                {"error": "signup_required", "signup_url": routes.SIGNUP}, status=403
             )
         status = 403 if original.redirects_as_refusal else 302
     return web.Response(status=status, headers={"Location": location, "Cache-Control": "no-store"})

@@ -17,6 +17,7 @@ from joserfc import jwt
 from multidict import CIMultiDict
 
 from sidecar import headers as h
+from sidecar import routes
 from sidecar.keys import DerivedKeys
 from sidecar.scope import RequestScope
 from sidecar.upstream import HeadBlock
@@ -99,7 +100,7 @@ class AssertionSigner:
         built = self._cache.get(cache_key)
         if built is None or now >= built.fresh_until:
             assert ctx.tenant is not None
-            issuer = ctx.public_origin + "/.sso"
+            issuer = ctx.public_origin + routes.ISSUER_PATH
             fields = identity_headers(identity, self._sign(identity, issuer, ctx.tenant.host))
             built = IdentityHeaders(now + REUSE_FOR, fields, HeadBlock.of(fields))
             self._cache[cache_key] = built

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sidecar import routes
 from sidecar.auth.context import SSO
-from sidecar.auth.login import login_url
 from sidecar.auth.resolve import sign_in_state
 from sidecar.responses import json_response
 
@@ -13,10 +13,12 @@ from sidecar.responses import json_response
 async def userinfo(request: web.Request) -> web.StreamResponse:
     state = await sign_in_state(request)
     if state.session is None:
-        return json_response({"error": "login_required", "login_url": login_url("/")}, status=401)
+        return json_response(
+            {"error": "login_required", "login_url": routes.login_url("/")}, status=401
+        )
     identity = state.identity
     if identity is None:
-        return json_response({"error": "signup_required", "signup_url": "/.sso/signup"}, status=403)
+        return json_response({"error": "signup_required", "signup_url": routes.SIGNUP}, status=403)
     return json_response(identity.userinfo())
 
 

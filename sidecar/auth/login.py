@@ -15,11 +15,10 @@ import hmac
 import json
 import time
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
-from sidecar import logs, metrics
+from sidecar import logs, metrics, routes
 from sidecar.auth.context import SSO
 from sidecar.auth.cookies import (
     LOGIN_COOKIE_PREFIX,
@@ -71,11 +70,7 @@ def _transaction_cookie(state: str) -> str:
 
 
 def redirect_uri(ctx: RequestScope) -> str:
-    return f"{ctx.public_origin}/.sso/callback"
-
-
-def login_url(rd: str) -> str:
-    return "/.sso/login?rd=" + quote(rd, safe="/")
+    return f"{ctx.public_origin}{routes.CALLBACK}"
 
 
 def _failure(
@@ -395,7 +390,7 @@ async def _complete(
     metrics.SIGN_INS.labels(host, "ok").inc()
     logs.event("signed_in", request_id=ctx.request_id, tenant=host, user=claims.user_key)
     account = await sso.accounts.get(host, claims.user_key)
-    target = rd if account is not None else "/.sso/signup?rd=" + quote(rd, safe="/")
+    target = rd if account is not None else routes.signup_url(rd)
     response = redirect(target, 303)
     set_cookie(response, ctx, SESSION_COOKIE, cookie, sso.sessions.lifetime)
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar import logs, metrics
+from sidecar import logs, metrics, routes
 from sidecar.auth.context import SSO
 from sidecar.auth.cookies import SESSION_COOKIE, clear_cookie, read_session_cookie
 from sidecar.auth.session_lookup import current_session, forget_session
@@ -13,8 +13,6 @@ from sidecar.oidc.provider import EntraProvider
 from sidecar.pages.render import render_page
 from sidecar.responses import html_response, page_language, page_look, redirect
 from sidecar.scope import SCOPE
-
-SIGNED_OUT_PATH = "/.sso/signed-out"
 
 
 async def end_session(request: web.Request, response: web.StreamResponse, kind: str) -> bool:
@@ -48,7 +46,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     assert isinstance(provider, EntraProvider)
     session = await current_session(request)
     login_hint = session.login_hint if session else None
-    post_logout = f"{ctx.public_origin}{SIGNED_OUT_PATH}"
+    post_logout = f"{ctx.public_origin}{routes.SIGNED_OUT}"
     try:
         metadata = await provider.metadata()
         target = provider.end_session_url(
@@ -56,7 +54,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         )
     except OidcError:
         # Entra unreachable: our session still ends; the user lands on our own page.
-        target = SIGNED_OUT_PATH
+        target = routes.SIGNED_OUT
     response = redirect(target, 303)
     await end_session(request, response, "logout")
     return response

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from sidecar import routes
 from sidecar.paths import remove_dot_segments, split_target
 
 MAX_RD_LENGTH = 2048
@@ -37,6 +38,6 @@ def safe_redirect_target(rd: str | None) -> str:
             return "/"
         # Never bounce into our own endpoints (logout loops, replays), however the
         # path is spelled: `/%2Esso/logout`, `/x/../.sso/logout`.
-        if remove_dot_segments(split_target(candidate)).startswith("/.sso/"):
+        if remove_dot_segments(split_target(candidate)).startswith(routes.PREFIX):
             return "/"
     return rd

@@ -20,13 +20,11 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
-from sidecar import logs, metrics
+from sidecar import logs, metrics, routes
 from sidecar.auth.context import SSO, SsoServices
-from sidecar.auth.login import login_url
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.auth.resolve import SignInState, sign_in_state
 from sidecar.pages.i18n import DEFAULT_LANGUAGE, N_, Language, language
@@ -52,13 +50,6 @@ from sidecar.signup import (
     domain_allowed,
     normalize_typed_email,
 )
-
-SIGNUP_PATH = "/.sso/signup"
-
-
-def signup_url(rd: str) -> str:
-    return SIGNUP_PATH + "?rd=" + quote(rd, safe="/")
-
 
 # How long the outcome of a form POST waits for the GET that shows it (PRG).
 FLASH_TTL = 300.0
@@ -108,7 +99,7 @@ async def _answer(
     browser's history holds only GETs, so Back or a reload never asks to resend a form."""
     flash = _Flash(status, error, notice, typed_email[:_MAX_KEPT_INPUT] if typed_email else None)
     await request.app[SSO].store.set(_flash_key(session), flash.to_json(), FLASH_TTL)
-    return redirect(signup_url(rd), 303)
+    return redirect(routes.signup_url(rd), 303)
 
 
 def email_is_fixed(state: SignInState) -> bool:
@@ -153,7 +144,7 @@ async def render_signup(
         code_sent_to=pending,
         resend_wait=int(await sso.codes.cooldown_left(host, session.user_key) + 0.999),
         allowed_domains=list(ctx.tenant.config.allowed_email_domains),
-        signout_url="/.sso/logout",
+        signout_url=routes.LOGOUT,
         reverify=state.account is not None,
         verified_email=state.account.email if state.account else None,
     )
@@ -171,8 +162,10 @@ async def _guard(
     ctx = request[SCOPE]
     if state.session is None:
         if is_navigation(request):
-            return redirect(login_url(rd))
-        return json_response({"error": "login_required", "login_url": login_url(rd)}, status=401)
+            return redirect(routes.login_url(rd))
+        return json_response(
+            {"error": "login_required", "login_url": routes.login_url(rd)}, status=401
+        )
     if post:
         form = await request.post()
         token = str(form.get("csrf_token", ""))
@@ -186,7 +179,7 @@ async def _guard(
                 title=N_("This form has expired"),
                 message=N_("Please go back, reload the page and try again."),
                 request_id=ctx.request_id,
-                action_url=signup_url(rd),
+                action_url=routes.signup_url(rd),
                 action_label=N_("Reload the page"),
                 force_html=True,
                 rd=rd,
@@ -241,7 +234,7 @@ async def signup_page(request: web.Request) -> web.StreamResponse:
 
 async def verify_page(request: web.Request) -> web.StreamResponse:
     """`/.sso/verify` opened by GET (a bookmark, Back, a reload): back to the screen."""
-    return redirect(signup_url(safe_redirect_target(request.query.get("rd"))), 303)
+    return redirect(routes.signup_url(safe_redirect_target(request.query.get("rd"))), 303)
 
 
 def _email_problem(lang: Language, problem: InvalidEmail) -> str:
@@ -324,7 +317,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
             sso, host, session.user_key, email, exc
         ):
             # The first send of a double click stands: show its page, not an error.
-            return redirect(signup_url(rd), 303)
+            return redirect(routes.signup_url(rd), 303)
         metrics.CODES_SEND_FAILED.labels(host, exc.reason).inc()
         logs.warning(
             "verification_code_refused",
@@ -370,7 +363,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
         "verification_code_sent", request_id=ctx.request_id, tenant=host, user=session.user_key
     )
     if replaced is None:
-        return redirect(signup_url(rd), 303)
+        return redirect(routes.signup_url(rd), 303)
     # A resend (or a new address): say so, since the screen itself looks the same.
     notice = _("A new code was sent to %(email)s. Codes sent before it no longer work.") % {
         "email": email

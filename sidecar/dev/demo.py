@@ -40,7 +40,45 @@ async def _serve(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
     return runner, bound_port(runner)
 
 
-def demo_config_text(
+#: The demo's config, as written out in config/demo.yaml (a test keeps the two the same).
+#: The ${DEMO_*} values are only known once the demo has started its servers; the loader
+#: fills them in from ``demo_environment``, as it would from the environment.
+DEMO_CONFIG = """\
+# The config `ticketlog-sso demo` runs (sidecar/dev/demo.py holds the same text): one
+# desk, the development Entra emulator as the authority, the memory store and the
+# console mail backend. The demo fills in the ${DEMO_*} values when it starts (its ports,
+# the sample desk's and the emulator's URLs, a fresh session key and certificate);
+# tests/config/test_examples.py checks this file with `check-config`.
+server:
+  listen: 127.0.0.1:${DEMO_PORT}
+  admin_listen: 127.0.0.1:${DEMO_ADMIN_PORT}
+  shutdown_grace: 2s
+session:
+  store: memory
+  secret_keys: ["${DEMO_SESSION_KEY}"]
+signup:
+  allow_reserved_email_domains: true   # the demo's users have .test addresses
+email:
+  backend: console
+tenants:
+  - host: desk.localhost
+    name: Contoso Service Desk
+    upstream: ${DEMO_DESK_URL}
+    plan: pro
+    public_paths: [/assets/]
+    logout_paths: [/logout]
+    sso:
+      tenant: contoso.test
+      client_id: 11111111-2222-3333-4444-555555555555
+      client_certificate:
+        certificate_file: ${DEMO_CERTIFICATE_FILE}
+        private_key_file: ${DEMO_PRIVATE_KEY_FILE}
+      authority: ${DEMO_ENTRA_URL}
+      allowed_roles: [Agent, Requester]
+"""
+
+
+def demo_environment(
     *,
     desk_url: str,
     emulator_url: str,
@@ -48,36 +86,17 @@ def demo_config_text(
     admin_port: int,
     certificate_file: str,
     private_key_file: str,
-) -> str:
-    session_key = secrets.token_urlsafe(32)
-    return f"""
-server:
-  listen: 127.0.0.1:{public_port}
-  admin_listen: 127.0.0.1:{admin_port}
-  shutdown_grace: 2s
-session:
-  store: memory
-  secret_keys: ["{session_key}"]
-signup:
-  allow_reserved_email_domains: true   # the demo's users have .test addresses
-email:
-  backend: console
-tenants:
-  - host: {DEMO_HOST}
-    name: Contoso Service Desk
-    upstream: {desk_url}
-    plan: pro
-    public_paths: [/assets/]
-    logout_paths: [/logout]
-    sso:
-      tenant: contoso.test
-      client_id: {DEMO_CLIENT_ID}
-      client_certificate:
-        certificate_file: {certificate_file}
-        private_key_file: {private_key_file}
-      authority: {emulator_url}
-      allowed_roles: [Agent, Requester]
-"""
+) -> dict[str, str]:
+    """The values of DEMO_CONFIG's ${DEMO_*} references; a fresh session key each run."""
+    return {
+        "DEMO_PORT": str(public_port),
+        "DEMO_ADMIN_PORT": str(admin_port),
+        "DEMO_SESSION_KEY": secrets.token_urlsafe(32),
+        "DEMO_DESK_URL": desk_url,
+        "DEMO_ENTRA_URL": emulator_url,
+        "DEMO_CERTIFICATE_FILE": certificate_file,
+        "DEMO_PRIVATE_KEY_FILE": private_key_file,
+    }
 
 
 def _demo_certificate(emulator: EntraEmulator, directory: Path) -> tuple[Path, Path]:
@@ -104,14 +123,15 @@ async def run_demo(*, port: int = 8080, admin_port: int = 9090, emulator_port: i
     emulator_runner, emulator_port = await _serve(emulator.make_app(), emulator_port)
     desk_runner, desk_port = await _serve(make_desk_app(), 0)
     config = parse_config(
-        demo_config_text(
+        DEMO_CONFIG,
+        demo_environment(
             desk_url=f"http://127.0.0.1:{desk_port}",
             emulator_url=f"http://127.0.0.1:{emulator_port}",
             public_port=port,
             admin_port=admin_port,
             certificate_file=str(certificate_file),
             private_key_file=str(private_key_file),
-        )
+        ),
     )
     async with open_runtime(config) as runtime:
         listeners = await start_listeners(runtime)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from sidecar import routes
 from sidecar.dev import entra_authorize, entra_logout, entra_pages, entra_token
 from sidecar.dev import entra_errors as err
 from sidecar.dev.entra_keys import SigningKey
@@ -296,9 +297,9 @@ def sample_tenant(
     app = EmulatedApp(
         client_id=client_id,
         secrets={client_secret: None},
-        redirect_uris=[f"{base}/.sso/callback"],
-        logout_url=f"{base}/.sso/frontchannel-logout",
-        post_logout_redirect_uris=[f"{base}/.sso/signed-out"],
+        redirect_uris=[base + routes.CALLBACK],
+        logout_url=base + routes.FRONTCHANNEL_LOGOUT,
+        post_logout_redirect_uris=[base + routes.SIGNED_OUT],
     )
     p = tenant_id[:8]
     users = [

@@ -18,10 +18,9 @@ from aiohttp.typedefs import Handler, Middleware
 from sidecar.pages.i18n import N_
 from sidecar.paths import remove_dot_segments, split_target
 from sidecar.responses import error_response
+from sidecar.routes import AUTH, PREFIX
 from sidecar.scope import SCOPE
 
-SSO_PREFIX = "/.sso/"
-AUTH_PATH = "/.sso/auth"
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # path -> method -> handler
 Routes = Mapping[str, Mapping[str, RouteHandler]]
@@ -35,13 +34,13 @@ def names_sso_prefix(target: str, decoded: str) -> bool:
     `/x/../.sso/login`, `/./.sso/login` or `//.sso/login` reaches the desk, which
     may normalise them back to our prefix."""
     raw = split_target(target)
-    if raw.startswith(SSO_PREFIX) or decoded.startswith(SSO_PREFIX):
+    if raw.startswith(PREFIX) or decoded.startswith(PREFIX):
         return True
     if ".sso" not in raw.lower() and "%2e" not in raw.lower():
         return False  # the common case, decided without decoding
     for form in (raw, unquote(raw), unquote(unquote(raw))):
         collapsed = _SLASHES.sub("/", form.replace("\\", "/"))
-        if remove_dot_segments(collapsed).startswith(SSO_PREFIX):
+        if remove_dot_segments(collapsed).startswith(PREFIX):
             return True
     return False
 
@@ -65,7 +64,7 @@ def own_routes_middleware(*, routes: Routes, forward_auth: RouteHandler) -> Midd
         assert tenant is not None
         if not names_sso_prefix(ctx.target, request.path):
             return await handler(request) if tenant.proxies else _not_found(request)
-        if request.path == AUTH_PATH or ctx.target.startswith(AUTH_PATH + "/"):
+        if request.path == AUTH or ctx.target.startswith(AUTH + "/"):
             return await forward_auth(request)
         methods = routes.get(request.path) if tenant.has_sso else None
         if methods is None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from sidecar import routes
 from sidecar.auth.context import SsoServices
 from sidecar.auth.decision import ANONYMOUS, SIGNED_IN, Decision, Verdict, decide, decide_now
-from sidecar.auth.login import login_url
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
-from sidecar.auth.signup_routes import SIGNUP_PATH, render_signup
+from sidecar.auth.signup_routes import render_signup
 from sidecar.responses import is_navigation, json_response, redirect
 from sidecar.scope import SCOPE
 
@@ -61,7 +61,7 @@ async def _end_with_desk(request: web.Request) -> None:
 async def _refusal(request: web.Request, decision: Decision) -> web.StreamResponse:
     ctx = request[SCOPE]
     if decision.verdict is Verdict.LOGIN:
-        target = login_url(ctx.target)
+        target = routes.login_url(ctx.target)
         if is_navigation(request):
             return redirect(target)
         return json_response({"error": "login_required", "login_url": target}, status=401)
@@ -69,4 +69,4 @@ async def _refusal(request: web.Request, decision: Decision) -> web.StreamRespon
         assert decision.state is not None
         # The contract: a navigation gets the signup screen itself, here.
         return await render_signup(request, decision.state, safe_redirect_target(ctx.target))
-    return json_response({"error": "signup_required", "signup_url": SIGNUP_PATH}, status=403)
+    return json_response({"error": "signup_required", "signup_url": routes.SIGNUP}, status=403)

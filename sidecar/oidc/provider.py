@@ -20,8 +20,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from sidecar.metrics import IDP_FETCHES
-
 from ._http import request_json
 from ._singleflight import SingleFlight
 from .credentials import ClientCredential, ClientSecrets
@@ -34,6 +32,7 @@ from .discovery import (
     validate_tenant,
 )
 from .errors import InvalidIdToken, OidcError, ProviderRejected
+from .events import FetchObserver, report_fetch
 from .idtoken import Expectations, IdTokenClaims, parse_compact, verify_id_token
 from .keys import JwksCache
 
@@ -92,6 +91,7 @@ class EntraProvider:
         leeway: float = 300,
         max_iat_age: float = 3600,
         http_timeout: float = 10,
+        on_fetch: FetchObserver | None = None,
     ) -> None:
         self._authority = normalize_authority(authority)
         self._tenant = validate_tenant(tenant.strip())
@@ -107,6 +107,9 @@ class EntraProvider:
         self._leeway = leeway
         self._max_iat_age = max_iat_age
         self._timeout = http_timeout
+        # Metrics live in the web layer; without an observer of its own the provider
+        # reports to the process-wide one (sidecar.oidc.events).
+        self._on_fetch: FetchObserver = on_fetch or report_fetch
         self._discovery_url = discovery_url(self._authority, self._tenant)
 
         self._metadata: ProviderMetadata | None = None
@@ -165,11 +168,11 @@ class EntraProvider:
             )
             metadata = parse_metadata(document, authority=self._authority, tenant=self._tenant)
         except OidcError as exc:
-            IDP_FETCHES.labels(self._tenant, "discovery", "error").inc()
+            self._on_fetch(self._tenant, "discovery", "error")
             self._metadata_next_refresh = self._clock() + min(60.0, self._discovery_ttl)
             log.warning("discovery for tenant %s failed: %s", self._tenant, exc)
             raise
-        IDP_FETCHES.labels(self._tenant, "discovery", "ok").inc()
+        self._on_fetch(self._tenant, "discovery", "ok")
         self._metadata = metadata
         self._metadata_next_refresh = self._clock() + self._discovery_ttl
         return metadata
@@ -181,9 +184,9 @@ class EntraProvider:
                 self._http, "GET", metadata.jwks_uri, endpoint="jwks", request_timeout=self._timeout
             )
         except OidcError:
-            IDP_FETCHES.labels(self._tenant, "jwks", "error").inc()
+            self._on_fetch(self._tenant, "jwks", "error")
             raise
-        IDP_FETCHES.labels(self._tenant, "jwks", "ok").inc()
+        self._on_fetch(self._tenant, "jwks", "ok")
         return document
 
     # -- sign-in -------------------------------------------------------------

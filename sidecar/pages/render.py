@@ -22,6 +22,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from sidecar import routes
 from sidecar.pages.branding import DEFAULT_LOOK, PageLook
 from sidecar.pages.i18n import DEFAULT_LANGUAGE, language
 
@@ -73,6 +74,8 @@ def _environment(lang: str) -> Environment:
     env.policies["ext.i18n.trimmed"] = True
     # Trusted, static CSS: Markup keeps autoescape from mangling selectors like ">".
     env.globals["stylesheet"] = Markup(STYLESHEET)  # noqa: S704
+    # The templates link and post to the sidecar's own routes by these names.
+    env.globals["routes"] = routes
     # newstyle: `_("... %(name)s", name=x)` escapes x and fails loudly on a missing one.
     env.install_gettext_translations(  # type: ignore[attr-defined]
         language(lang).translations, newstyle=True

@@ -286,6 +286,51 @@ async def test_exchange_code(make_provider: MakeProvider, entra: FakeEntra) -> N
     assert (entra.counts["discovery"], entra.counts["jwks"], entra.counts["token"]) == (1, 1, 1)
 
 
+async def test_fetches_are_reported_to_the_observer(
+    make_provider: MakeProvider, entra: FakeEntra
+) -> None:
+    seen: list[tuple[str, str, str]] = []
+    provider = make_provider(on_fetch=lambda *fetch: seen.append(fetch))
+    code, verifier, nonce = await sign_in(provider, entra)
+    await provider.exchange_code(
+        code=code, redirect_uri=REDIRECT_URI, code_verifier=verifier, nonce=nonce
+    )
+    assert seen == [("contoso.com", "discovery", "ok"), ("contoso.com", "jwks", "ok")]
+
+
+async def test_failed_fetches_are_reported_to_the_observer(
+    make_provider: MakeProvider, entra: FakeEntra
+) -> None:
+    seen: list[tuple[str, str, str]] = []
+    entra.mode = "503"
+    provider = make_provider(on_fetch=lambda *fetch: seen.append(fetch))
+    with pytest.raises(ProviderUnavailable):
+        await provider.metadata()
+    assert seen == [("contoso.com", "discovery", "error")]
+    entra.mode = "ok"
+    other = make_provider(on_fetch=lambda *fetch: seen.append(fetch))
+    await other.metadata()
+    entra.mode = "503"
+    with pytest.raises(ProviderUnavailable):
+        await other.keys.get("any-kid")
+    assert seen[1:] == [("contoso.com", "discovery", "ok"), ("contoso.com", "jwks", "error")]
+
+
+async def test_without_an_observer_the_process_wide_one_counts_the_metric(
+    make_provider: MakeProvider,
+) -> None:
+    # The metrics module installs the process-wide observer when it is imported.
+    from sidecar.metrics import REGISTRY
+
+    def count(result: str) -> float:
+        labels = {"tenant": "contoso.com", "document": "discovery", "result": result}
+        return REGISTRY.get_sample_value("ticketlog_sso_idp_fetches_total", labels) or 0.0
+
+    before = count("ok")
+    await make_provider().metadata()
+    assert count("ok") == before + 1
+
+
 async def test_secret_rotation_falls_through_invalid_client(
     make_provider: MakeProvider, entra: FakeEntra, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -14,7 +14,7 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from sidecar.oidc.events import Document, FetchResult, set_fetch_observer
+from sidecar.oidc.events import Document, FetchResult
 from sidecar.version import sidecar_version
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -119,7 +119,6 @@ def count_idp_fetch(tenant: str, document: Document, result: FetchResult) -> Non
 # The OIDC core may not import this module (docs/architecture.md); it reports each
 # fetch to an observer instead. Installed here, once per process, so that every
 # provider counts from the moment the metrics exist, whoever built it.
-set_fetch_observer(count_idp_fetch)
 
 CLIENT_SECRET_IN_USE = Gauge(
     "ticketlog_sso_client_secret_index",

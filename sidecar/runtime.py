@@ -106,6 +106,7 @@ def entra_provider(sso: SsoConfig, idp_http: aiohttp.ClientSession) -> EntraProv
         client_id=sso.client_id,
         credential=client_credential(sso),
         http=idp_http,
+        on_fetch=metrics.count_idp_fetch,
     )
 
 

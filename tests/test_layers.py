@@ -195,7 +195,7 @@ def test_a_violation_is_reported(module: str, source: str, reason: str) -> None:
     [
         # The HTTP client is how the core talks to Entra.
         ("sidecar.oidc._http", "import aiohttp\n\nx = aiohttp.ClientSession\n"),
-        ("sidecar.oidc.provider", "from .events import report_fetch\n"),
+        ("sidecar.oidc.provider", "from .events import ignore_fetch\n"),
         ("sidecar.auth.login", "from aiohttp import web\nfrom sidecar import metrics\n"),
         ("sidecar.cli", "def cmd_demo():\n    from sidecar.dev.demo import run_demo\n"),
         ("sidecar.dev.demo", "from sidecar.dev.entra import make_entra\n"),

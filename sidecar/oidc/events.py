@@ -1,10 +1,9 @@
 """What the OIDC core reports about its own work, without knowing who listens.
 
 This package may not import the metrics (the layer rules in docs/architecture.md):
-a provider tells a ``FetchObserver`` about each discovery and keys fetch, and the
-outer layer decides what that means (``sidecar.metrics`` counts them). A provider
-given no observer reports to the process-wide one installed here, so the callers
-that build providers need not know about metrics either.
+a provider tells the ``FetchObserver`` it was given about each discovery and keys
+fetch, and the layer that builds providers decides what that means (the runtime
+counts them in ``sidecar.metrics``).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-__all__ = ["Document", "FetchObserver", "FetchResult", "report_fetch", "set_fetch_observer"]
+__all__ = ["Document", "FetchObserver", "FetchResult", "ignore_fetch"]
 
 Document = Literal["discovery", "jwks"]
 FetchResult = Literal["ok", "error"]
@@ -20,17 +19,6 @@ FetchResult = Literal["ok", "error"]
 #: Called with the tenant as configured, the document fetched and how it went.
 FetchObserver = Callable[[str, Document, FetchResult], None]
 
-_observer: FetchObserver | None = None
 
-
-def set_fetch_observer(observer: FetchObserver | None) -> None:
-    """Install the process-wide observer (one slot: installing twice never counts twice)."""
-    global _observer
-    _observer = observer
-
-
-def report_fetch(tenant: str, document: Document, result: FetchResult) -> None:
-    """Tell the installed observer, if any, about one fetch."""
-    observer = _observer
-    if observer is not None:
-        observer(tenant, document, result)
+def ignore_fetch(tenant: str, document: Document, result: FetchResult) -> None:
+    """The observer of a provider nobody watches (check-entra, tests)."""

@@ -32,7 +32,7 @@ from .discovery import (
     validate_tenant,
 )
 from .errors import InvalidIdToken, OidcError, ProviderRejected
-from .events import FetchObserver, report_fetch
+from .events import FetchObserver, ignore_fetch
 from .idtoken import Expectations, IdTokenClaims, parse_compact, verify_id_token
 from .keys import JwksCache
 
@@ -109,7 +109,7 @@ class EntraProvider:
         self._timeout = http_timeout
         # Metrics live in the web layer; without an observer of its own the provider
         # reports to the process-wide one (sidecar.oidc.events).
-        self._on_fetch: FetchObserver = on_fetch or report_fetch
+        self._on_fetch: FetchObserver = on_fetch or ignore_fetch
         self._discovery_url = discovery_url(self._authority, self._tenant)
 
         self._metadata: ProviderMetadata | None = None

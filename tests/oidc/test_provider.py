@@ -316,18 +316,17 @@ async def test_failed_fetches_are_reported_to_the_observer(
     assert seen[1:] == [("contoso.com", "discovery", "ok"), ("contoso.com", "jwks", "error")]
 
 
-async def test_without_an_observer_the_process_wide_one_counts_the_metric(
-    make_provider: MakeProvider,
-) -> None:
-    # The metrics module installs the process-wide observer when it is imported.
-    from sidecar.metrics import REGISTRY
+async def test_the_runtimes_observer_counts_the_metric(make_provider: MakeProvider) -> None:
+    from sidecar.metrics import REGISTRY, count_idp_fetch
 
     def count(result: str) -> float:
         labels = {"tenant": "contoso.com", "document": "discovery", "result": result}
         return REGISTRY.get_sample_value("ticketlog_sso_idp_fetches_total", labels) or 0.0
 
     before = count("ok")
-    await make_provider().metadata()
+    await make_provider(on_fetch=count_idp_fetch).metadata()
+    assert count("ok") == before + 1
+    await make_provider().metadata()  # a provider nobody watches counts nothing
     assert count("ok") == before + 1
 
 

@@ -409,8 +409,15 @@ async def _refuse_without_role(
     # roles claim at all holds none of them (fail closed).
     if not allowed or set(roles or ()) & set(allowed):
         return None
-    desk = ctx.tenant.config.display_name
-    needed = " or ".join(allowed)
+    lang = language(page_language(request))
+    message = lang.gettext(
+        N_(
+            "%(desk)s needs one of these roles in your organisation's Microsoft Entra ID: "
+            "%(roles)s. Your account has none of them. Please ask your administrator to "
+            "assign you a role for the TicketLog app (Enterprise applications → Users and "
+            "groups)."
+        )
+    ) % {"desk": ctx.tenant.config.display_name, "roles": ", ".join(allowed)}
     logs.warning(
         "sign_in_refused_role",
         request_id=ctx.request_id,
@@ -422,13 +429,8 @@ async def _refuse_without_role(
         ctx,
         status=403,
         error="role_required",
-        title="You do not have access to this service desk",
-        message=(
-            f"{desk} needs one of these roles in your organisation's Microsoft Entra ID: "
-            f"{needed}. Your account has none of them. Please ask your administrator to "
-            "assign you a role for the TicketLog app (Enterprise applications → Users and "
-            "groups)."
-        ),
+        title=N_("You do not have access to this service desk"),
+        message=message,
         result="role_refused",
     )
     await end_session(request, response, "role_removed")

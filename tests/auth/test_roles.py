@@ -158,3 +158,15 @@ def test_sessions_keep_roles_and_sessions_stored_before_roles_still_load() -> No
     loaded = Session.from_json(json.dumps(older).encode())
     assert loaded is not None
     assert loaded.roles is None
+
+
+async def test_the_role_refusal_speaks_the_browsers_language() -> None:
+    async with open_world(edit=only_agents) as world:
+        browser = world.browser("frank")
+        browser.headers["Accept-Language"] = "de-DE,de;q=0.9,en;q=0.5"
+        page = await browser.open("/tickets")
+        assert page.status == 403
+        assert '<html lang="de"' in page.text
+        assert "Sie haben keinen Zugang zu diesem Service Desk" in page.text
+        assert "Contoso Service Desk erfordert eine dieser Rollen" in page.text
+        assert "Agent" in page.text

@@ -182,7 +182,7 @@ async def test_demo_walks_the_signup_flow_and_stops_cleanly_on_ctrl_c() -> None:
         refused = await frank.open("/")
         assert refused.status == 403, refused.text[:500] + demo.diagnostics()
         assert "Contoso Service Desk" in refused.text
-        assert "Agent or Requester" in refused.text
+        assert "Agent, Requester" in refused.text
         assert not frank.cookies
 
         # The admin port answers too.

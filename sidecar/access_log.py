@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from sidecar import metrics, routes
+from sidecar.scope import SCOPE
 
 _BATCH = 256
 _DELAY = 0.2
@@ -72,20 +73,9 @@ class AccessLog:
 ACCESS_LOG = AccessLog()
 
 # The fields of a request's line, gathered by the scope middleware; the line is written
-# only once the answer has been sent, when the number of body bytes is known.
+# only once the answer has been sent, when the number of body bytes is known (counted
+# by RequestScope.count_body_bytes, which the scope step hands to the writer).
 ACCESS_FIELDS = web.RequestKey("access_fields", dict)
-BODY_BYTES = web.RequestKey("body_bytes", list)
-
-
-async def count_body_bytes(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: count the body bytes the connection's writer sends."""
-    counter: list[int] = [0]
-    request[BODY_BYTES] = counter
-
-    def add(size: int, _total: int) -> None:
-        counter[0] += size
-
-    request.writer.on_body_write = add
 
 
 # The routes of the sidecar's own answers named in the latency histogram; any other path
@@ -107,8 +97,8 @@ class RequestLogger(AbstractAccessLogger):
         fields = request.get(ACCESS_FIELDS)
         if fields is None:
             return  # not through the pipeline (an unparseable request; logged elsewhere)
-        counter = request.get(BODY_BYTES)
-        fields["bytes"] = counter[0] if counter else 0
+        ctx = request.get(SCOPE)
+        fields["bytes"] = ctx.body_bytes if ctx is not None else 0
         if fields.get("upstream_ms") is None:
             path = fields.get("path", "")
             route = path if path in OWN_ROUTES else "other"

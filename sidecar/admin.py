@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sidecar.metrics import REGISTRY, STORE_UP
-from sidecar.responses import name_the_server
+from sidecar.responses import server_named
 from sidecar.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -81,7 +81,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 def build_admin_app(runtime: Runtime) -> web.Application:
     app = web.Application()
     app[RUNTIME] = runtime
-    app.on_response_prepare.append(name_the_server)
+    app.on_response_prepare.append(server_named)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

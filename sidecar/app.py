@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar import routes
-from sidecar.access_log import count_body_bytes
 from sidecar.auth import forward_auth, info, login, logout, signup_routes
 from sidecar.auth.context import SSO
 from sidecar.middleware.no_store import signed_in_no_store
@@ -49,11 +48,16 @@ def build_public_app(runtime: Runtime) -> web.Application:
         ],
         client_max_size=OWN_ROUTE_MAX_BODY,
     )
-    app.on_response_prepare.append(count_body_bytes)
-    app.on_response_prepare.append(name_the_server)
+    app.on_response_prepare.append(before_headers)
     app[UPSTREAM_SESSION] = runtime.upstream
     app[UPSTREAM_POOL] = runtime.upstream_pool
     app[SSO] = runtime.sso
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
-    app.on_response_prepare.append(signed_in_no_store)
     return app
+
+
+async def before_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare, for every answer of the public port (streamed ones too): one
+    receiver calling plain functions, since each receiver is a coroutine per request."""
+    name_the_server(response)
+    signed_in_no_store(request, response)

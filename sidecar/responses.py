@@ -145,10 +145,15 @@ def redirect(location: str, status: int = 302) -> web.Response:
 SERVER_NAME = "ticketlog-sso"
 
 
-async def name_the_server(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: `Server: ticketlog-sso` instead of aiohttp's default, which
-    names the Python and aiohttp versions (an attacker's shortcut to known flaws; OWASP
-    WSTG-INFO-02, fingerprint web server). A desk's own Server header is kept. aiohttp
-    has set its default before this signal runs, so that one is replaced."""
+def name_the_server(response: web.StreamResponse) -> None:
+    """Before the headers go out: `Server: ticketlog-sso` instead of aiohttp's default,
+    which names the Python and aiohttp versions (an attacker's shortcut to known flaws;
+    OWASP WSTG-INFO-02, fingerprint web server). A desk's own Server header is kept.
+    aiohttp has set its default before on_response_prepare runs, so that one is replaced."""
     if response.headers.get("Server", SERVER_SOFTWARE) == SERVER_SOFTWARE:
         response.headers["Server"] = SERVER_NAME
+
+
+async def server_named(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare of a listener whose only touch is the Server header."""
+    name_the_server(response)

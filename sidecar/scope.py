@@ -34,6 +34,11 @@ class RequestScope:
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     upstream_seconds: float | None = None
     log_fields: dict[str, Any] = field(default_factory=dict)
+    body_bytes: int = 0  # of the answer, as the connection's writer sent them (access log)
+
+    def count_body_bytes(self, size: int, _total: int) -> None:
+        """aiohttp's writer hook (``on_body_write``), called with each body chunk sent."""
+        self.body_bytes += size
 
     @property
     def public_origin(self) -> str:

@@ -19,7 +19,7 @@ from aiohttp import hdrs, web
 from sidecar.scope import SCOPE
 
 
-async def signed_in_no_store(request: web.Request, response: web.StreamResponse) -> None:
+def signed_in_no_store(request: web.Request, response: web.StreamResponse) -> None:
     # It runs for every response of the public port, the benchmarked signed-in path
     # included: the cheapest tests come first, and header names are multidict's
     # ready-made case-insensitive keys (hdrs.*), which skip a case fold per lookup.

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from yarl import URL
 
@@ -106,11 +106,19 @@ def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             target=origin_form(request.raw_path),
         )
         request[SCOPE] = ctx
+        request.writer.on_body_write = ctx.count_body_bytes  # the access log's `bytes`
         IN_FLIGHT.inc()
         status = 500
         response: web.StreamResponse | None = None
         try:
-            refusal = framing_refusal(request)
+            # The rules of framing.py, judged only when one of them can apply: most
+            # requests are HTTP/1.1 without Transfer-Encoding or a `#`.
+            maybe_refused = (
+                request.version != HttpVersion11
+                or hdrs.TRANSFER_ENCODING in request.headers
+                or "#" in request.raw_path
+            )
+            refusal = framing_refusal(request) if maybe_refused else None
             if refusal is not None:
                 status = refusal.status
                 response = error_response(

@@ -225,17 +225,10 @@ async def test_late_bytes_after_a_204_or_304_never_answer_the_next_request(head:
 async def test_an_upload_the_desk_answers_without_reading_never_answers_the_next_client() -> None:
     # SECURITY (finding 4): the unread body stays on the desk's connection and is read as
     # the next request there; its answer must not reach the next client.
-    async def answer_without_reading(
-        request: DeskRequest, _r: RecordingReader, w: asyncio.StreamWriter
-    ) -> bool:
-        w.write(answer_bytes(request.target))
-        await w.drain()
-        return True
-
     # The body is the start of a request: on the desk's connection it swallows the head of
     # whatever comes next there, and its answer goes to whoever sent that.
     body = b"GET /captured HTTP/1.1\r\nHost: desk.example.test\r\nX-Swallow: "
-    async with stack(answer_without_reading, read_bodies=False) as (_desk, sidecar):
+    async with stack(echo, read_bodies=False) as (_desk, sidecar):  # never reads bodies
         for n in range(20):
             c = await client(sidecar)
             await c.send(request(f"/upload{n}", method="POST", body=body))

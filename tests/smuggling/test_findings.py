@@ -77,7 +77,7 @@ def _compress(kind: str, data: bytes) -> bytes:
 
 @pytest.mark.parametrize("coding", ["gzip", "x-gzip", "deflate", "GZIP", "gzip, identity"])
 async def test_a_compressed_body_is_forwarded_byte_for_byte_not_decompressed(coding: str) -> None:
-    # SECURITY (finding 1): were the body decompressed under the client's Content-Length,
+    # SECURITY: were the body decompressed under the client's Content-Length,
     # the desk would read the rest as a request of its own, identity headers and all.
     compressed = _compress(coding.split(",")[0].strip().lower(), b"x=1&" + SMUGGLED)
     async with stack() as (desk, sidecar):
@@ -144,7 +144,7 @@ WS_HEADERS = [
 async def test_a_websocket_handshake_with_a_body_or_another_method_is_refused(
     method: str, extra: list[tuple[str, str]], body: bytes | None
 ) -> None:
-    # SECURITY (finding 2): the desk would take the announced body from the next bytes on
+    # SECURITY: the desk would take the announced body from the next bytes on
     # its connection, i.e. from the next user's handshake.
     async with stack() as (desk, sidecar):
         c = await client(sidecar)
@@ -156,7 +156,7 @@ async def test_a_websocket_handshake_with_a_body_or_another_method_is_refused(
 
 
 async def test_a_websocket_handshake_the_desk_refuses_never_shares_its_connection() -> None:
-    # SECURITY (finding 2): after a non-101 answer the connection must not go back to a pool
+    # SECURITY: after a non-101 answer the connection must not go back to a pool
     # where the next handshake (or request) would follow bytes the desk still holds.
     async def refuse_upgrades(
         request: DeskRequest, _r: RecordingReader, w: asyncio.StreamWriter
@@ -223,7 +223,7 @@ async def test_late_bytes_after_a_204_or_304_never_answer_the_next_request(head:
 
 
 async def test_an_upload_the_desk_answers_without_reading_never_answers_the_next_client() -> None:
-    # SECURITY (finding 4): the unread body stays on the desk's connection and is read as
+    # SECURITY: the unread body stays on the desk's connection and is read as
     # the next request there; its answer must not reach the next client.
     # The body is the start of a request: on the desk's connection it swallows the head of
     # whatever comes next there, and its answer goes to whoever sent that.

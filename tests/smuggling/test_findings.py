@@ -275,29 +275,30 @@ async def test_stray_bytes_a_few_milliseconds_after_a_response_never_answer_anyo
 # ---- 6. control characters in the desk's reason phrase ----------------------------------
 
 
+async def answered_after(odd_answer: bytes) -> tuple[Response, Response]:
+    """The replies to two pipelined requests: `/odd`, which the desk answers with
+    `odd_answer`, and `/after`, answered normally (it must still get its own answer)."""
+
+    async def odd_first(request: DeskRequest, _r: RecordingReader, w: asyncio.StreamWriter) -> bool:
+        w.write(odd_answer if request.target == b"/odd" else answer_bytes(request.target))
+        await w.drain()
+        return True
+
+    async with stack(odd_first) as (_desk, sidecar):
+        c = await client(sidecar)
+        await c.send(request("/odd") + request("/after"))
+        first, second = await c.responses(2)
+        await c.close()
+    return first, second
+
+
 @pytest.mark.parametrize("char", [b"\x00", b"\x01", b"\x0b", b"\x7f", b"\x1b"])
 @pytest.mark.parametrize("size", [10, 200_000], ids=["small", "streamed"])
 async def test_a_reason_phrase_with_control_characters_is_a_clean_502(
     char: bytes, size: int
 ) -> None:
-    async def bad_reason(
-        request: DeskRequest, _r: RecordingReader, w: asyncio.StreamWriter
-    ) -> bool:
-        if request.target == b"/bad":
-            w.write(
-                b"HTTP/1.1 200 O" + char + b"K\r\nContent-Length: %d\r\n\r\n" % size + b"a" * size
-            )
-        else:
-            w.write(answer_bytes(request.target))
-        await w.drain()
-        return True
-
-    async with stack(bad_reason) as (_desk, sidecar):
-        c = await client(sidecar)
-        # Pipelined: the second request must still be answered, in order.
-        await c.send(request("/bad") + request("/after"))
-        first, second = await c.responses(2)
-        await c.close()
+    head = b"HTTP/1.1 200 O" + char + b"K\r\nContent-Length: %d\r\n\r\n" % size
+    first, second = await answered_after(head + b"a" * size)
     assert first.status == 502
     assert char not in first.reason
     assert own_answer(second, "/after")
@@ -311,19 +312,9 @@ async def test_a_reason_phrase_with_control_characters_is_a_clean_502(
 async def test_a_desk_header_the_sidecar_cannot_relay_faithfully_is_a_clean_502(
     header: bytes,
 ) -> None:
-    async def odd(request: DeskRequest, _r: RecordingReader, w: asyncio.StreamWriter) -> bool:
-        if request.target == b"/odd":
-            w.write(b"HTTP/1.1 200 OK\r\n" + header + b"\r\nContent-Length: 2\r\n\r\nok")
-        else:
-            w.write(answer_bytes(request.target))
-        await w.drain()
-        return True
-
-    async with stack(odd) as (_desk, sidecar):
-        c = await client(sidecar)
-        await c.send(request("/odd") + request("/after"))
-        first, second = await c.responses(2)
-        await c.close()
+    first, second = await answered_after(
+        b"HTTP/1.1 200 OK\r\n" + header + b"\r\nContent-Length: 2\r\n\r\nok"
+    )
     assert first.status == 502
     assert own_answer(second, "/after")
 

@@ -87,6 +87,13 @@ async def raw_http(port: int, request: bytes, timeout: float = 5.0) -> bytes:
         await writer.wait_closed()
 
 
+async def collect_lines(stream: asyncio.StreamReader | None, into: list[str]) -> None:
+    """Append each line a child process writes to ``into`` until it closes the stream."""
+    assert stream is not None
+    while line := await stream.readline():
+        into.append(line.decode("utf-8", "replace"))
+
+
 async def wait_ready(url: str, timeout: float = 15.0) -> None:
     """Poll ``url`` until it answers 200 (a process we started is up)."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -27,6 +27,7 @@ import pytest
 
 from bench.procs import free_port
 from tests.e2e.conftest import REPO_ROOT
+from tests.helpers import collect_lines
 from tests.world import Browser, Reply
 
 DEMO_HOST = "desk.localhost"
@@ -79,12 +80,6 @@ class Demo:
         return found
 
 
-async def _pump(stream: asyncio.StreamReader | None, into: list[str]) -> None:
-    assert stream is not None
-    while line := await stream.readline():
-        into.append(line.decode("utf-8", "replace"))
-
-
 @asynccontextmanager
 async def run_demo() -> AsyncIterator[Demo]:
     """`python -m sidecar demo` on free ports; killed at the end if the test left it running."""
@@ -106,8 +101,8 @@ async def run_demo() -> AsyncIterator[Demo]:
     )
     demo = Demo(process, port, admin_port)
     demo.readers = [
-        asyncio.create_task(_pump(process.stdout, demo.stdout)),
-        asyncio.create_task(_pump(process.stderr, demo.stderr)),
+        asyncio.create_task(collect_lines(process.stdout, demo.stdout)),
+        asyncio.create_task(collect_lines(process.stderr, demo.stderr)),
     ]
     try:
         yield demo

@@ -19,7 +19,7 @@ import aiohttp
 import yaml
 
 from bench.procs import free_port
-from tests.helpers import SESSION_KEY, wait_ready
+from tests.helpers import SESSION_KEY, collect_lines, wait_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,12 +45,6 @@ class Served:
         return found
 
 
-async def _pump(stream: asyncio.StreamReader | None, into: list[str]) -> None:
-    assert stream is not None
-    while line := await stream.readline():
-        into.append(line.decode("utf-8", "replace"))
-
-
 @asynccontextmanager
 async def serve(config: Path) -> AsyncIterator[Served]:
     port, admin_port = free_port(), free_port()
@@ -70,7 +64,7 @@ async def serve(config: Path) -> AsyncIterator[Served]:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     served = Served(process, port, admin_port)
-    reader = asyncio.create_task(_pump(process.stderr, served.log))
+    reader = asyncio.create_task(collect_lines(process.stderr, served.log))
     try:
         await wait_ready(f"http://127.0.0.1:{admin_port}/readyz")
         yield served

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from sidecar import metrics, routes
-from sidecar.scope import SCOPE
+from sidecar.request_scope import SCOPE
 
 _BATCH = 256
 _DELAY = 0.2
@@ -72,9 +72,9 @@ class AccessLog:
 
 ACCESS_LOG = AccessLog()
 
-# The fields of a request's line, gathered by the scope middleware; the line is written
+# The fields of a request's line, gathered by the entry middleware; the line is written
 # only once the answer has been sent, when the number of body bytes is known (counted
-# by RequestScope.count_body_bytes, which the scope step hands to the writer).
+# by RequestScope.count_body_bytes, which the entry step hands to the writer).
 ACCESS_FIELDS = web.RequestKey("access_fields", dict)
 
 
@@ -86,7 +86,7 @@ OWN_ROUTES = frozenset(routes.ALL)
 
 class RequestLogger(AbstractAccessLogger):
     """aiohttp's access-log hook, called after each answer was sent: writes the line the
-    scope middleware prepared, with the body bytes actually sent, and times the answers
+    entry middleware prepared, with the body bytes actually sent, and times the answers
     the sidecar gave itself (nothing forwarded to the desk)."""
 
     @property

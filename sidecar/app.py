@@ -7,9 +7,9 @@ from aiohttp import web
 from sidecar import routes
 from sidecar.auth import forward_auth, info, login, logout, signup_routes
 from sidecar.auth.context import SSO
+from sidecar.middleware.entry import entry_middleware
 from sidecar.middleware.no_store import signed_in_no_store
 from sidecar.middleware.own_routes import Routes, own_routes_middleware
-from sidecar.middleware.scope import scope_middleware
 from sidecar.middleware.session import session_middleware
 from sidecar.middleware.strip import strip_middleware
 from sidecar.middleware.tenant import tenant_middleware
@@ -40,7 +40,7 @@ def build_public_app(runtime: Runtime) -> web.Application:
     config = runtime.config
     app = web.Application(
         middlewares=[
-            scope_middleware(trusted_proxies=config.server.trusted_proxies),  # 1
+            entry_middleware(trusted_proxies=config.server.trusted_proxies),  # 1
             tenant_middleware(tenants=runtime.tenants),  # 2
             strip_middleware(),  # 3
             own_routes_middleware(routes=SSO_ROUTES, forward_auth=forward_auth.forward_auth),  # 4

@@ -18,8 +18,8 @@ from yarl import URL
 
 from sidecar import logs, metrics
 from sidecar.headers import FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, REQUEST_ID, end_to_end
+from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
-from sidecar.scope import SCOPE, RequestScope
 from sidecar.upstream import (
     Origin,
     UnsendableRequest,

@@ -13,7 +13,7 @@ from sidecar.auth.redirects import safe_redirect_target
 from sidecar.pages.branding import DEFAULT_LOOK, PageLook, look_of
 from sidecar.pages.i18n import N_, negotiate
 from sidecar.pages.render import error_page
-from sidecar.scope import SCOPE
+from sidecar.request_scope import SCOPE
 
 # SECURITY: our pages hold no script; framing is refused (clickjacking) and nothing
 # is cached by shared caches, since pages can show a user's identity.

@@ -21,7 +21,6 @@ from sidecar.auth.cache import SignInCache
 from sidecar.auth.context import SsoServices
 from sidecar.auth.identity import AssertionSigner
 from sidecar.config.model import Config, SignupConfig, SsoConfig, TenantConfig
-from sidecar.keys import DerivedKeys
 from sidecar.oidc.credentials import (
     EXPIRY_WARNING_DAYS,
     ClientCertificates,
@@ -31,10 +30,8 @@ from sidecar.oidc.credentials import (
 )
 from sidecar.oidc.provider import EntraProvider
 from sidecar.proxy import make_upstream_session, report_desync
-from sidecar.sessions.memory import MemoryStore
-from sidecar.sessions.redis_store import RedisStore
+from sidecar.secret_keys import DerivedKeys
 from sidecar.sessions.sessions import SessionManager
-from sidecar.sessions.store import Store
 from sidecar.signup import (
     AccountStore,
     CodePolicy,
@@ -43,6 +40,9 @@ from sidecar.signup import (
     SmtpMailer,
     VerificationCodes,
 )
+from sidecar.store import Store
+from sidecar.store.memory import MemoryStore
+from sidecar.store.redis_store import RedisStore
 from sidecar.tenants import LazySso, Tenant, TenantTable, TenantTableRef
 from sidecar.upstream import UpstreamPool
 

@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.dev.desk import make_desk_app
-from sidecar.sessions.memory import MemoryStore
-from sidecar.sessions.redis_store import RedisStore
-from sidecar.sessions.store import Store
+from sidecar.store import Store
+from sidecar.store.memory import MemoryStore
+from sidecar.store.redis_store import RedisStore
 from tests.helpers import serve_app
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -18,7 +18,7 @@ from sidecar.config.loading import parse_config
 from sidecar.config.model import Config
 from sidecar.runtime import Runtime, open_runtime
 from sidecar.serve import Listeners, start_listeners
-from sidecar.sessions.store import Store
+from sidecar.store import Store
 
 SESSION_KEY = "k" * 8 + secrets.token_urlsafe(32)
 

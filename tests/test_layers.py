@@ -17,7 +17,7 @@ import pytest
 SIDECAR = Path(__file__).resolve().parent.parent / "sidecar"
 
 #: The framework-free core: the OIDC relying party, first-login signup and the store.
-CORE = ("sidecar.oidc", "sidecar.signup", "sidecar.sessions")
+CORE = ("sidecar.oidc", "sidecar.signup", "sidecar.sessions", "sidecar.store")
 
 #: The production image leaves sidecar/dev out (.dockerignore).
 DEV = "sidecar.dev"
@@ -140,7 +140,7 @@ def all_imports() -> list[Import]:
 def test_every_module_is_read() -> None:
     modules = {module for _, module in all_modules()}
     # A wrong root or pattern would pass every rule vacuously.
-    assert {"sidecar", "sidecar.oidc.provider", "sidecar.sessions.store", "sidecar.cli"} <= modules
+    assert {"sidecar", "sidecar.oidc.provider", "sidecar.store", "sidecar.cli"} <= modules
     assert {"sidecar.signup.codes", "sidecar.dev.demo"} <= modules
     assert len(modules) > 80
 
@@ -169,18 +169,18 @@ def test_the_demo_command_is_the_only_way_into_dev() -> None:
         ("sidecar.oidc.provider", "import aiohttp.web\n", "web framework"),
         ("sidecar.signup.codes", "from aiohttp.web_response import Response\n", "web framework"),
         (
-            "sidecar.sessions.store",
+            "sidecar.store",
             "import aiohttp\n\ndef f():\n    return aiohttp.web.Response()\n",
             "web framework",
         ),
         ("sidecar.oidc.provider", "from sidecar.metrics import IDP_FETCHES\n", "metrics"),
         ("sidecar.signup.codes", "from sidecar import metrics\n", "metrics"),
-        ("sidecar.sessions.memory", "from ..metrics import LOGOUTS\n", "metrics"),
-        ("sidecar.oidc.keys", "def f():\n    from sidecar.dev import entra\n", "development"),
+        ("sidecar.store.memory", "from ..metrics import LOGOUTS\n", "metrics"),
+        ("sidecar.oidc.jwks", "def f():\n    from sidecar.dev import entra\n", "development"),
         ("sidecar.app", "from sidecar.dev.desk import make_desk\n", "production image"),
         ("sidecar.cli", "from sidecar.dev.demo import run_demo\n", "production image"),
         ("sidecar.auth.login", "from ..dev import entra\n", "production image"),
-        ("sidecar.routes", "from sidecar.scope import SCOPE\n", "route paths"),
+        ("sidecar.routes", "from sidecar.request_scope import SCOPE\n", "route paths"),
     ],
 )
 def test_a_violation_is_reported(module: str, source: str, reason: str) -> None:

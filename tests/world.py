@@ -22,7 +22,7 @@ from multidict import CIMultiDictProxy
 
 from sidecar.dev.desk import make_desk_app
 from sidecar.dev.entra import EntraEmulator, sample_tenant
-from sidecar.sessions.store import Store
+from sidecar.store import Store
 from tests.helpers import SESSION_KEY, RunningSidecar, config_from, run_sidecar, serve_app
 from tests.smtp_server import Collector, start_smtp
 

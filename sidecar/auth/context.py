@@ -10,10 +10,10 @@ from aiohttp import web
 
 from sidecar.auth.cache import SignInCache
 from sidecar.auth.identity import AssertionSigner
-from sidecar.keys import DerivedKeys
+from sidecar.secret_keys import DerivedKeys
 from sidecar.sessions.sessions import SessionManager
-from sidecar.sessions.store import Store
 from sidecar.signup import AccountStore, Mailer, VerificationCodes
+from sidecar.store import Store
 
 
 @dataclass

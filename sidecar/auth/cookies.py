@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar.cookies import cookie_name
-from sidecar.scope import RequestScope
+from sidecar.request_scope import RequestScope
 
 SESSION_COOKIE = "tlsso"
 LOGIN_COOKIE_PREFIX = "tlsso_tx_"

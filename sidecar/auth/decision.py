@@ -23,8 +23,8 @@ from sidecar.auth.context import SsoServices
 from sidecar.auth.resolve import SignInState, cached_sign_in_state, sign_in_state
 from sidecar.config.model import TenantConfig
 from sidecar.paths import normalized_path, under_prefix
+from sidecar.request_scope import RequestScope
 from sidecar.responses import navigates
-from sidecar.scope import RequestScope
 
 
 class Verdict(Enum):

@@ -28,8 +28,8 @@ from sidecar.auth.decision import Decision, Verdict, decide
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.middleware.own_routes import names_sso_prefix
+from sidecar.request_scope import SCOPE
 from sidecar.responses import json_response, navigates
-from sidecar.scope import SCOPE
 
 FORWARDED_METHOD = "X-Forwarded-Method"
 FORWARDED_URI = "X-Forwarded-Uri"

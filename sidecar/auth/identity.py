@@ -18,8 +18,8 @@ from multidict import CIMultiDict
 
 from sidecar import headers as h
 from sidecar import routes
-from sidecar.keys import DerivedKeys
-from sidecar.scope import RequestScope
+from sidecar.request_scope import RequestScope
+from sidecar.secret_keys import DerivedKeys
 from sidecar.upstream import HeadBlock
 
 ASSERTION_LIFETIME = 300

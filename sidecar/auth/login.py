@@ -42,9 +42,9 @@ from sidecar.oidc.errors import (
 )
 from sidecar.oidc.provider import EntraProvider
 from sidecar.pages.i18n import N_, language
+from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response, page_language, redirect
-from sidecar.scope import SCOPE, RequestScope
-from sidecar.sessions.store import StoreUnavailable
+from sidecar.store import StoreUnavailable
 from sidecar.tenants import Tenant
 
 LOGIN_TRANSACTION_TTL = 600.0  # ten minutes to finish signing in at Entra

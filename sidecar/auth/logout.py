@@ -11,8 +11,8 @@ from sidecar.auth.session_lookup import current_session, forget_session
 from sidecar.oidc.errors import OidcError
 from sidecar.oidc.provider import EntraProvider
 from sidecar.pages.render import render_page
+from sidecar.request_scope import SCOPE
 from sidecar.responses import html_response, page_language, page_look, redirect
-from sidecar.scope import SCOPE
 
 
 async def end_session(request: web.Request, response: web.StreamResponse, kind: str) -> bool:

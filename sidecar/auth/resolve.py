@@ -9,7 +9,7 @@ from aiohttp import web
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.cookies import read_session_cookie
 from sidecar.auth.identity import Identity
-from sidecar.scope import SCOPE, RequestScope
+from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.sessions.sessions import Session
 from sidecar.signup import Account, InvalidEmail, normalize_typed_email
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from sidecar.auth.context import SSO
 from sidecar.auth.cookies import read_session_cookie
-from sidecar.scope import SCOPE
+from sidecar.request_scope import SCOPE
 from sidecar.sessions.sessions import Session
 
 _SESSION = web.RequestKey("session", Session)

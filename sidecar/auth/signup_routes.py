@@ -29,6 +29,7 @@ from sidecar.auth.redirects import safe_redirect_target
 from sidecar.auth.resolve import SignInState, sign_in_state
 from sidecar.pages.i18n import DEFAULT_LANGUAGE, N_, Language, language
 from sidecar.pages.render import render_page
+from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import (
     error_response,
     html_response,
@@ -38,7 +39,6 @@ from sidecar.responses import (
     page_look,
     redirect,
 )
-from sidecar.scope import SCOPE, RequestScope
 from sidecar.sessions.sessions import Session
 from sidecar.signup import (
     Account,

@@ -17,8 +17,8 @@ from typing import TextIO
 
 from sidecar.config.model import Config, normalize_host
 from sidecar.runtime import open_store
-from sidecar.sessions.store import StoreUnavailable
 from sidecar.signup.accounts import Account, AccountStore, AmbiguousAccount
+from sidecar.store import StoreUnavailable
 
 __all__ = ["delete_account", "list_accounts", "show_account"]
 

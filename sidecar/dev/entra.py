@@ -11,7 +11,7 @@ the emulator can listen on ``127.0.0.1`` on a random port and the relying party 
 with that origin as its authority.
 
 The implementation is split by endpoint: ``entra_authorize``, ``entra_token``,
-``entra_logout``; ``entra_model`` (data), ``entra_errors`` (error shapes), ``entra_keys``
+``entra_logout``; ``entra_model`` (data), ``entra_errors`` (error shapes), ``entra_signing``
 (keys, JWS) and ``entra_pages`` (HTML).
 """
 
@@ -26,7 +26,6 @@ from aiohttp import web
 from sidecar import routes
 from sidecar.dev import entra_authorize, entra_logout, entra_pages, entra_token
 from sidecar.dev import entra_errors as err
-from sidecar.dev.entra_keys import SigningKey
 from sidecar.dev.entra_model import (
     MULTI_TENANT_SEGMENTS,
     AccessTokenRecord,
@@ -39,6 +38,7 @@ from sidecar.dev.entra_model import (
     origin_of,
     template_issuer,
 )
+from sidecar.dev.entra_signing import SigningKey
 
 __all__ = [
     "EmulatedApp",

@@ -36,8 +36,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
 from sidecar.dev import entra_errors as err
-from sidecar.dev.entra_keys import b64url
 from sidecar.dev.entra_model import EmulatedApp, EmulatedTenant, form_str, origin_of
+from sidecar.dev.entra_signing import b64url
 
 if TYPE_CHECKING:
     from sidecar.dev.entra import EntraEmulator

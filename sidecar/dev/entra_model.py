@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from cryptography import x509
 
-from sidecar.dev.entra_keys import b64url
+from sidecar.dev.entra_signing import b64url
 
 if TYPE_CHECKING:
     from sidecar.dev.entra_assertions import FederatedCredential

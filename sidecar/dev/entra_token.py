@@ -17,7 +17,6 @@ from aiohttp import web
 
 from sidecar.dev import entra_errors as err
 from sidecar.dev.entra_assertions import assertion_auth
-from sidecar.dev.entra_keys import b64url, sign_jwt
 from sidecar.dev.entra_model import (
     ACCESS_TOKEN_LIFETIME,
     ID_TOKEN_LIFETIME,
@@ -34,6 +33,7 @@ from sidecar.dev.entra_model import (
     origin_of,
     pairwise_sub,
 )
+from sidecar.dev.entra_signing import b64url, sign_jwt
 
 if TYPE_CHECKING:
     from sidecar.dev.entra import EntraEmulator

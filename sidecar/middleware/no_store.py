@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from sidecar.scope import SCOPE
+from sidecar.request_scope import SCOPE
 
 
 def signed_in_no_store(request: web.Request, response: web.StreamResponse) -> None:

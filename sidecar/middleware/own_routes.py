@@ -17,9 +17,9 @@ from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.pages.i18n import N_
 from sidecar.paths import remove_dot_segments, split_target
+from sidecar.request_scope import SCOPE
 from sidecar.responses import error_response
 from sidecar.routes import AUTH, PREFIX
-from sidecar.scope import SCOPE
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # path -> method -> handler

@@ -18,8 +18,8 @@ from sidecar.auth.decision import ANONYMOUS, SIGNED_IN, Decision, Verdict, decid
 from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.auth.signup_routes import render_signup
+from sidecar.request_scope import SCOPE
 from sidecar.responses import is_navigation, json_response, redirect
-from sidecar.scope import SCOPE
 
 
 def session_middleware(*, sso: SsoServices) -> Middleware:

@@ -7,7 +7,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.cookies import split_cookies
 from sidecar.headers import CLIENT_MAY_NOT_SEND, REQUEST_ID, canonical, end_to_end
-from sidecar.scope import SCOPE
+from sidecar.request_scope import SCOPE
 
 
 def strip_middleware() -> Middleware:

@@ -7,8 +7,8 @@ from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.headers import FORWARDED_HOST, last_listed
 from sidecar.pages.i18n import N_
+from sidecar.request_scope import SCOPE
 from sidecar.responses import error_response
-from sidecar.scope import SCOPE
 from sidecar.tenants import BadHost, TenantTableRef, parse_host
 
 

@@ -29,7 +29,7 @@ from joserfc.jws import JWSRegistry
 
 from .discovery import is_guid
 from .errors import InvalidIdToken
-from .keys import SigningKey
+from .jwks import SigningKey
 
 __all__ = [
     "MAX_TOKEN_BYTES",

@@ -34,7 +34,7 @@ from .discovery import (
 from .errors import InvalidIdToken, OidcError, ProviderRejected
 from .events import FetchObserver, ignore_fetch
 from .idtoken import Expectations, IdTokenClaims, parse_compact, verify_id_token
-from .keys import JwksCache
+from .jwks import JwksCache
 
 __all__ = [
     "SCOPE",

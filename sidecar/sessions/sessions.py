@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
-from sidecar.keys import DerivedKeys
 from sidecar.oidc.idtoken import IdTokenClaims
-from sidecar.sessions.store import Store
+from sidecar.secret_keys import DerivedKeys
+from sidecar.store import Store
 
 # Sliding the idle timeout rewrites the session; do it at most this often, so a
 # busy user does not cost a store write per request.

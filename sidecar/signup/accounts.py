@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sidecar import logs
-from sidecar.sessions.store import Store
+from sidecar.store import Store
 
 _PREFIX = "account:"
 

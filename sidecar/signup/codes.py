@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sidecar.sessions.store import Store
+from sidecar.store import Store
 
 CODE_LENGTH = 6
 _WINDOW = 3600.0  # the "per hour" of the hourly send limits: a sliding window

@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from sidecar.dev.entra import EmulatedTenant, EntraEmulator, sample_tenant
-from sidecar.dev.entra_keys import SigningKey
 from sidecar.dev.entra_model import CodeGrant
+from sidecar.dev.entra_signing import SigningKey
 from sidecar.dev.entra_token import id_token as emulator_id_token
 from tests.world import CLIENT_ID, PUBLIC_BASE, TENANT_ID
 

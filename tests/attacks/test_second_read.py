@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from sidecar.dev.entra import EmulatedUser, EntraEmulator, sample_tenant
-from sidecar.sessions.redis_store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.helpers import base_config, config_from, raw_http, run_sidecar
 from tests.world import PUBLIC_BASE, open_world
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sidecar.sessions.redis_store import RedisStore
 from sidecar.signup import AccountStore
+from sidecar.store.redis_store import RedisStore
 from tests.helpers import config_from, run_sidecar
 from tests.world import HOST, Browser, Reply, World, open_world
 

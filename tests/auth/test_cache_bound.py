@@ -7,8 +7,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from sidecar.sessions.memory import MemoryStore
-from sidecar.sessions.redis_store import RedisStore
+from sidecar.store.memory import MemoryStore
+from sidecar.store.redis_store import RedisStore
 from tests.helpers import config_from, run_sidecar
 from tests.world import Browser, open_world
 

@@ -15,7 +15,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from sidecar.sessions.redis_store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.redis_server import RedisProcess
 from tests.world import HOST, Browser, Reply, World, open_world
 

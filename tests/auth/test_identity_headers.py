@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from sidecar.auth.identity import REUSE_FOR, AssertionSigner, Identity, IdentityHeaders
-from sidecar.keys import DerivedKeys
-from sidecar.scope import RequestScope
+from sidecar.request_scope import RequestScope
+from sidecar.secret_keys import DerivedKeys
 
 
 def alice() -> Identity:

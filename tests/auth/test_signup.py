@@ -11,8 +11,8 @@ from urllib.parse import unquote
 import pytest
 
 from sidecar.dev.entra import EmulatedUser, EntraEmulator, sample_tenant
-from sidecar.sessions.redis_store import RedisStore
 from sidecar.signup import AccountStore
+from sidecar.store.redis_store import RedisStore
 from tests.world import HOST, PUBLIC_BASE, Browser, Reply, World, open_world
 
 TID = "6d5a4e1c-3b2a-4c1d-9e8f-7a6b5c4d3e2f"

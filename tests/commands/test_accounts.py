@@ -14,8 +14,8 @@ from bench.procs import free_port
 from sidecar.cli import main
 from sidecar.commands.accounts import delete_account, list_accounts, show_account
 from sidecar.config.model import Config
-from sidecar.sessions.redis_store import RedisStore
 from sidecar.signup.accounts import Account, AccountStore
+from sidecar.store.redis_store import RedisStore
 from tests.helpers import base_config, config_from
 from tests.world import HOST, world_config
 

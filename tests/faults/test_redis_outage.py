@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sidecar.sessions.redis_store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.redis_server import RedisProcess
 from tests.world import open_world
 

@@ -12,8 +12,8 @@ from sidecar.auth.redirects import safe_redirect_target
 from sidecar.config.loading import ConfigError, parse_config
 from sidecar.cookies import split_cookies
 from sidecar.headers import encode_header_value
-from sidecar.keys import DerivedKeys
 from sidecar.paths import matches_prefix, normalized_path
+from sidecar.secret_keys import DerivedKeys
 from sidecar.tenants import BadHost, parse_host
 
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

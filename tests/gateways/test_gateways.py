@@ -25,8 +25,8 @@ from multidict import CIMultiDict
 
 from bench.gateways import start_caddy_gateway, start_nginx_gateway
 from bench.procs import Child, free_port, wait_for_port
-from sidecar.sessions.redis_store import RedisStore
-from sidecar.sessions.store import Store
+from sidecar.store import Store
+from sidecar.store.redis_store import RedisStore
 from tests.redis_server import RedisProcess
 from tests.world import HOST, Browser, World, open_world
 

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from joserfc.jwk import RSAKey
 
 from sidecar.oidc.idtoken import Expectations
-from sidecar.oidc.keys import SigningKey
+from sidecar.oidc.jwks import SigningKey
 
 AUTHORITY = "https://login.microsoftonline.com"
 TENANT_ID = "7f3c0b9e-3a7e-4c2b-9a55-0c1f8d2b6e11"

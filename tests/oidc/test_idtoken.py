@@ -20,7 +20,7 @@ from sidecar.oidc.idtoken import (
     parse_compact,
     verify_id_token,
 )
-from sidecar.oidc.keys import SigningKey
+from sidecar.oidc.jwks import SigningKey
 
 from ._tokens import (
     AUTHORITY,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.oidc._http import request_json
 from sidecar.oidc.errors import InvalidIdToken, ProviderUnavailable
-from sidecar.oidc.keys import JwksCache, parse_jwks
+from sidecar.oidc.jwks import JwksCache, parse_jwks
 from tests.helpers import FakeClock
 
 from ._tokens import TENANT_ID, public_jwk, rsa_key
@@ -50,7 +50,7 @@ def test_parse_keeps_only_usable_rsa_signature_keys(caplog: pytest.LogCaptureFix
         "not an object",
         None,
     ]
-    with caplog.at_level(logging.WARNING, logger="sidecar.oidc.keys"):
+    with caplog.at_level(logging.WARNING, logger="sidecar.oidc.jwks"):
         keys = parse_jwks({"keys": entries})
     assert sorted(keys) == ["good", "no-use"]
     assert keys["good"].issuer == "https://login.microsoftonline.com/{tenantid}/v2.0"
@@ -184,7 +184,7 @@ async def test_last_good_keys_kept_when_entra_is_down(
     await cache.get("entra-1")
     entra.mode = "503"
     clock.advance(7200)
-    with caplog.at_level(logging.WARNING, logger="sidecar.oidc.keys"):
+    with caplog.at_level(logging.WARNING, logger="sidecar.oidc.jwks"):
         assert (await cache.get("entra-1")).kid == "entra-1"
         await cache.wait_idle()
     assert entra.counts["jwks"] == 2

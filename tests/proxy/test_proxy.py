@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from sidecar.sessions.redis_store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.helpers import RunningSidecar, base_config, config_from, raw_http, run_sidecar
 
 HOST = "desk.example.test"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.keys import DerivedKeys
 from sidecar.oidc.idtoken import IdTokenClaims
+from sidecar.secret_keys import DerivedKeys
 from sidecar.sessions.sessions import SessionManager
-from sidecar.sessions.store import Store
+from sidecar.store import Store
 from tests.helpers import FakeClock
 
 OLD_KEY, NEW_KEY = "o" * 40, "n" * 40

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.sessions.store import Store
+from sidecar.store import Store
 from tests.helpers import FakeClock
 
 

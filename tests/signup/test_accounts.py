@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from sidecar.sessions.store import Store
 from sidecar.signup.accounts import (
     Account,
     AccountNotFound,
@@ -15,6 +14,7 @@ from sidecar.signup.accounts import (
     AmbiguousAccount,
     account_key,
 )
+from sidecar.store import Store
 
 HOST = "desk.contoso.com"
 TID = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -7,7 +7,6 @@ import secrets
 
 import pytest
 
-from sidecar.sessions.store import Store
 from sidecar.signup.codes import (
     CodePolicy,
     IssuedCode,
@@ -16,6 +15,7 @@ from sidecar.signup.codes import (
     client_ip_bucket,
     normalize_code_input,
 )
+from sidecar.store import Store
 from tests.helpers import FakeClock
 
 HOST = "desk.contoso.com"

@@ -1,6 +1,6 @@
 """A response that has begun is never followed by a second one on the same connection.
 
-sidecar/http_errors.py and the scope step's last-resort handler promise this: an error
+sidecar/http_errors.py and the entry step's last-resort handler promise this: an error
 after a response chose its framing (a chunked writer) or wrote a byte closes the
 connection instead of writing an error page that would be framed two ways.
 """
@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from sidecar.http_errors import QuietAppRunner
-from sidecar.middleware.scope import scope_middleware
+from sidecar.middleware.entry import entry_middleware
 from tests.smuggling.client import BrokenResponse, RawClient, request
 
 
@@ -36,7 +36,7 @@ async def fails_after_the_head(request: web.Request) -> web.StreamResponse:
 
 @asynccontextmanager
 async def serve(handler: web.Handler) -> AsyncIterator[int]:
-    app = web.Application(middlewares=[scope_middleware(trusted_proxies=())])
+    app = web.Application(middlewares=[entry_middleware(trusted_proxies=())])
     app.router.add_get("/", handler)
     runner = QuietAppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()

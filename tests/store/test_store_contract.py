@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from sidecar.sessions.redis_store import RedisStore
-from sidecar.sessions.store import Store, StoreUnavailable
+from sidecar.store import Store, StoreUnavailable
+from sidecar.store.redis_store import RedisStore
 
 
 async def test_set_get_delete(any_store: Store) -> None:

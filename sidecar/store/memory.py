@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sidecar.sessions.store import Members, Store
+from sidecar.store import Members, Store
 
 _SWEEP_EVERY = 1024  # writes between sweeps of expired keys
 

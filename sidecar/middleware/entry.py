@@ -1,5 +1,5 @@
-"""Step 1: framing checks; request id, client address and public scheme; the access log;
-last-resort errors."""
+"""Step 1, the entry: framing checks; request id, client address and public scheme;
+the request metrics and access-log fields; last-resort errors."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
 from sidecar.middleware.framing import framing_refusal
 from sidecar.pages.i18n import N_
+from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
-from sidecar.scope import SCOPE, RequestScope
-from sidecar.sessions.store import StoreUnavailable
+from sidecar.store import StoreUnavailable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -82,7 +82,7 @@ def requests_counter(tenant: str, method: str, status: int) -> Any:
     return child
 
 
-def scope_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
+def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
     @web.middleware
     async def scope(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = request.remote or ""

@@ -17,7 +17,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from sidecar.sessions.store import Members, Store, StoreUnavailable
+from sidecar.store import Members, Store, StoreUnavailable
 
 KEY_PREFIX = "tlsso:"
 

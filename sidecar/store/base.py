@@ -2,7 +2,7 @@
 
 Higher layers (sessions, signup codes, accounts) are written against these few
 primitives only, so the memory and Redis stores behave the same: both pass
-tests/sessions/test_store_contract.py. Every primitive that must be atomic
+tests/store/test_store_contract.py. Every primitive that must be atomic
 across replicas (create-once, take-once, counters) is one primitive here, so
 the Redis implementation can make it one Redis command or script.
 """

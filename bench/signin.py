@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from bench.loadgen import percentile
-from sidecar.auth.cookies import LOGIN_COOKIE_PREFIX, SESSION_COOKIE
+from sidecar.cookies import LOGIN_COOKIE_PREFIX, SESSION_COOKIE
 from tests.world import Browser
 
 _CODE_LINE = re.compile(r"^\s*(\d{6})\s*$", re.MULTILINE)

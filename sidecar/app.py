@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 from aiohttp import web
+from aiohttp_session import session_middleware as user_session_middleware
 
 from sidecar import routes
 from sidecar.auth import forward_auth, info, login, logout, signup_routes
@@ -16,6 +19,10 @@ from sidecar.middleware.tenant import tenant_middleware
 from sidecar.proxy import UPSTREAM_POOL, UPSTREAM_SESSION, proxy_handler
 from sidecar.responses import name_the_server
 from sidecar.runtime import Runtime
+
+# aiohttp-session keeps its storage under a plain string key of the request, which
+# aiohttp warns about (it recommends typed keys); the key is the library's, not ours.
+warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module="aiohttp_session")
 
 # Our own routes take small forms; desk traffic streams and has no size limit here.
 OWN_ROUTE_MAX_BODY = 64 * 1024
@@ -43,6 +50,9 @@ def build_public_app(runtime: Runtime) -> web.Application:
             entry_middleware(trusted_proxies=config.server.trusted_proxies),  # 1
             tenant_middleware(tenants=runtime.tenants),  # 2
             strip_middleware(),  # 3
+            # The session of steps 4 and 6 (sidecar.sign_in): aiohttp-session gives them
+            # get_session/new_session and saves a changed session into our own answers.
+            user_session_middleware(runtime.sso.sessions),
             own_routes_middleware(routes=SSO_ROUTES, forward_auth=forward_auth.forward_auth),  # 4
             session_middleware(sso=runtime.sso),  # 5, 6, 7, 8
         ],

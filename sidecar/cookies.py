@@ -1,6 +1,22 @@
-"""The sidecar's own cookie names, and keeping them away from the desk."""
+"""The sidecar's cookies: their names, how they are set and read, and keeping them
+away from the desk.
+
+Over https: `Secure`, `HttpOnly`, `SameSite=Lax`, `__Host-` prefixed; over http
+(development) the same without `Secure` and the prefix. SameSite=Lax keeps the
+session cookie off cross-site POSTs (CSRF) but on the top-level GET that comes
+back from Entra.
+"""
 
 from __future__ import annotations
+
+from http.cookies import SimpleCookie
+
+from aiohttp import web
+
+from sidecar.request_scope import RequestScope
+
+SESSION_COOKIE = "tlsso"
+LOGIN_COOKIE_PREFIX = "tlsso_tx_"
 
 # Every cookie of ours starts with one of these; over https the `__Host-` form is used
 # (RFC 6265bis §4.1.3.2: Secure, Path=/, no Domain, so a sibling subdomain cannot set it).
@@ -9,6 +25,66 @@ OUR_PREFIXES = ("__Host-tlsso", "tlsso")
 
 def cookie_name(base: str, scheme: str) -> str:
     return f"__Host-{base}" if scheme == "https" else base
+
+
+# The session cookie is read on every signed-in request: its name for each scheme is made
+# once, so the hot path builds no string for it.
+_SESSION_COOKIE_NAMES = {
+    scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")
+}
+
+
+def set_cookie(
+    response: web.StreamResponse, ctx: RequestScope, base: str, value: str, max_age: float
+) -> None:
+    response.set_cookie(
+        cookie_name(base, ctx.scheme),
+        value,
+        max_age=int(max_age),
+        path="/",
+        secure=ctx.scheme == "https",
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def clear_cookie(response: web.StreamResponse, ctx: RequestScope, base: str) -> None:
+    response.del_cookie(
+        cookie_name(base, ctx.scheme),
+        path="/",
+        secure=ctx.scheme == "https",
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def clearing_header(ctx: RequestScope, base: str) -> str:
+    """The Set-Cookie value clear_cookie would send, for an answer this process does not
+    build itself (the desk's answer to its own logout path)."""
+    jar: SimpleCookie = SimpleCookie()
+    name = cookie_name(base, ctx.scheme)
+    jar[name] = ""
+    morsel = jar[name]
+    morsel["max-age"] = 0
+    morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+    morsel["path"] = "/"
+    morsel["httponly"] = True
+    morsel["samesite"] = "Lax"
+    if ctx.scheme == "https":
+        morsel["secure"] = True
+    return morsel.OutputString()
+
+
+def read_cookie(ctx: RequestScope, base: str) -> str | None:
+    """Our cookie's value, as the strip step found it (the Cookie header is parsed once)."""
+    # SECURITY: over https only the `__Host-` name is read, so a cookie planted by a
+    # sibling subdomain or over plain http (cookie tossing) is never taken for ours.
+    return ctx.our_cookies.get(cookie_name(base, ctx.scheme)) or None
+
+
+def read_session_cookie(ctx: RequestScope) -> str | None:
+    """read_cookie(ctx, SESSION_COOKIE), for the hot path."""
+    return ctx.our_cookies.get(_SESSION_COOKIE_NAMES[ctx.scheme]) or None
 
 
 def is_ours(name: str) -> bool:

@@ -17,7 +17,6 @@ import aiohttp
 from yarl import URL
 
 from sidecar import logs, metrics
-from sidecar.auth.cache import SignInCache
 from sidecar.auth.context import SsoServices
 from sidecar.auth.identity import AssertionSigner
 from sidecar.config.model import Config, SignupConfig, SsoConfig, TenantConfig
@@ -31,7 +30,8 @@ from sidecar.oidc.credentials import (
 from sidecar.oidc.provider import EntraProvider
 from sidecar.proxy import make_upstream_session, report_desync
 from sidecar.secret_keys import DerivedKeys
-from sidecar.sessions.sessions import SessionManager
+from sidecar.sign_in.cache import SignInCache
+from sidecar.sign_in.storage import SessionStorage
 from sidecar.signup import (
     AccountStore,
     CodePolicy,
@@ -187,7 +187,7 @@ def build_sso_services(
     return SsoServices(
         store=store,
         keys=keys,
-        sessions=SessionManager(
+        sessions=SessionStorage(
             store,
             keys,
             lifetime=config.session.lifetime,

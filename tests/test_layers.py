@@ -17,7 +17,7 @@ import pytest
 SIDECAR = Path(__file__).resolve().parent.parent / "sidecar"
 
 #: The framework-free core: the OIDC relying party, first-login signup and the store.
-CORE = ("sidecar.oidc", "sidecar.signup", "sidecar.sessions", "sidecar.store")
+CORE = ("sidecar.oidc", "sidecar.signup", "sidecar.store")
 
 #: The production image leaves sidecar/dev out (.dockerignore).
 DEV = "sidecar.dev"

@@ -19,12 +19,13 @@ from enum import Enum
 
 from aiohttp import web
 
+from sidecar import sign_in
 from sidecar.auth.context import SsoServices
-from sidecar.auth.resolve import SignInState, cached_sign_in_state, sign_in_state
 from sidecar.config.model import TenantConfig
 from sidecar.paths import normalized_path, under_prefix
 from sidecar.request_scope import RequestScope
 from sidecar.responses import navigates
+from sidecar.sign_in import SignInState
 
 
 class Verdict(Enum):
@@ -71,7 +72,7 @@ def decide_now(
     path = _matching_path(tenant.config, target)
     if under_prefix(path, tenant.config.public_paths):
         return ANONYMOUS
-    state = cached_sign_in_state(ctx, sso)
+    state = sign_in.resolve(ctx, sso)
     return None if state is None else _given(ctx, state, path, method, headers)
 
 
@@ -90,7 +91,7 @@ async def decide(
     if known is not None:
         return known
     assert ctx.tenant is not None
-    state = await sign_in_state(request, shared=True)
+    state = await sign_in.load(request, shared=True)
     return _given(ctx, state, _matching_path(ctx.tenant.config, target), method, headers)
 
 

@@ -22,10 +22,9 @@ from urllib.parse import unquote
 from aiohttp import web
 from yarl import URL
 
-from sidecar import routes
+from sidecar import routes, sign_in
 from sidecar.auth.context import SSO
 from sidecar.auth.decision import Decision, Verdict, decide
-from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.middleware.own_routes import names_sso_prefix
 from sidecar.request_scope import SCOPE
@@ -137,7 +136,7 @@ async def _allowed(request: web.Request, decision: Decision, cache_ttl: int) -> 
     if decision.desk_logout:
         # The desk's own sign-out: the session ends now; the gateway may pass our
         # Set-Cookie on to the browser.
-        await end_session(request, answer, "desk_logout")
+        await sign_in.end(request, "desk_logout")
     # A gateway may reuse a complete sign-in for as long as this replica's own cache
     # would: the same staleness bound for a logout elsewhere (contract: Forward-auth).
     lasting = decision.lasting and cache_ttl > 0

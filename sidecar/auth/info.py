@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar import routes
+from sidecar import routes, sign_in
 from sidecar.auth.context import SSO
-from sidecar.auth.resolve import sign_in_state
 from sidecar.responses import json_response
 
 
 async def userinfo(request: web.Request) -> web.StreamResponse:
-    state = await sign_in_state(request)
+    state = await sign_in.load(request)
     if state.session is None:
         return json_response(
             {"error": "login_required", "login_url": routes.login_url("/")}, status=401

@@ -18,19 +18,16 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar import logs, metrics, routes
+from sidecar import logs, metrics, routes, sign_in
 from sidecar.auth.context import SSO
-from sidecar.auth.cookies import (
+from sidecar.auth.redirects import safe_redirect_target
+from sidecar.cookies import (
     LOGIN_COOKIE_PREFIX,
-    SESSION_COOKIE,
     clear_cookie,
+    cookie_name,
     read_cookie,
     set_cookie,
 )
-from sidecar.auth.logout import end_session
-from sidecar.auth.redirects import safe_redirect_target
-from sidecar.auth.resolve import sign_in_state
-from sidecar.cookies import cookie_name
 from sidecar.oidc.credentials import FederatedTokenUnreadable
 from sidecar.oidc.errors import (
     InvalidDiscovery,
@@ -259,7 +256,7 @@ async def _finished_sign_in(
     landing = await request.app[SSO].store.get(_used_state_key(state))
     if landing is None:
         return None
-    signed_in = await sign_in_state(request)
+    signed_in = await sign_in.load(request)
     if signed_in.session is None:
         return None
     metrics.SIGN_INS.labels(ctx.tenant.host, "already_signed_in").inc()
@@ -386,13 +383,12 @@ async def _complete(
     refused = await _refuse_without_role(request, ctx, claims.roles)
     if refused is not None:
         return refused
-    cookie, _session = await sso.sessions.create(host, claims)
+    await sign_in.start(request, claims)
     metrics.SIGN_INS.labels(host, "ok").inc()
     logs.event("signed_in", request_id=ctx.request_id, tenant=host, user=claims.user_key)
     account = await sso.accounts.get(host, claims.user_key)
     target = rd if account is not None else routes.signup_url(rd)
     response = redirect(target, 303)
-    set_cookie(response, ctx, SESSION_COOKIE, cookie, sso.sessions.lifetime)
     return response
 
 
@@ -433,7 +429,7 @@ async def _refuse_without_role(
         message=message,
         result="role_refused",
     )
-    await end_session(request, response, "role_removed")
+    await sign_in.end(request, "role_removed")
     return response
 
 

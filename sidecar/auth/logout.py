@@ -4,37 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar import logs, metrics, routes
-from sidecar.auth.context import SSO
-from sidecar.auth.cookies import SESSION_COOKIE, clear_cookie, read_session_cookie
-from sidecar.auth.session_lookup import current_session, forget_session
+from sidecar import logs, metrics, routes, sign_in
 from sidecar.oidc.errors import OidcError
 from sidecar.oidc.provider import EntraProvider
 from sidecar.pages.render import render_page
 from sidecar.request_scope import SCOPE
 from sidecar.responses import html_response, page_language, page_look, redirect
-
-
-async def end_session(request: web.Request, response: web.StreamResponse, kind: str) -> bool:
-    """End the request's session in the store and clear its cookie; True if there was one."""
-    ctx = request[SCOPE]
-    assert ctx.tenant is not None
-    session = await current_session(request)
-    clear_cookie(response, ctx, SESSION_COOKIE)
-    cookie = read_session_cookie(ctx)
-    if cookie:
-        request.app[SSO].cache.discard(ctx.tenant.host, cookie)
-    if session is None:
-        return False
-    await request.app[SSO].sessions.destroy(session)
-    if cookie:
-        # Again, now that the store has it gone: a store read that began between the
-        # first drop and the delete may have found the session; this keeps it uncached.
-        request.app[SSO].cache.discard(ctx.tenant.host, cookie)
-    forget_session(request)
-    metrics.LOGOUTS.labels(ctx.tenant.host, kind).inc()
-    logs.event("signed_out", request_id=ctx.request_id, tenant=ctx.tenant.host, kind=kind)
-    return True
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -44,8 +19,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
     assert ctx.tenant is not None
     provider = ctx.tenant.sso
     assert isinstance(provider, EntraProvider)
-    session = await current_session(request)
-    login_hint = session.login_hint if session else None
+    ended = await sign_in.end(request, "logout")
+    login_hint = ended.login_hint if ended else None
     post_logout = f"{ctx.public_origin}{routes.SIGNED_OUT}"
     try:
         metadata = await provider.metadata()
@@ -55,9 +30,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     except OidcError:
         # Entra unreachable: our session still ends; the user lands on our own page.
         target = routes.SIGNED_OUT
-    response = redirect(target, 303)
-    await end_session(request, response, "logout")
-    return response
+    return redirect(target, 303)
 
 
 async def signed_out(request: web.Request) -> web.StreamResponse:
@@ -80,11 +53,7 @@ async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
     sid = request.query.get("sid", "")
     ended = 0
     if sid and len(sid) <= 128:
-        sso_services = request.app[SSO]
-        ended = await sso_services.sessions.destroy_by_entra_sid(ctx.tenant.host, sid)
-        sso_services.cache.discard_where(
-            ctx.tenant.host, lambda state: state.session.entra_sid == sid
-        )
+        ended = await sign_in.end_entra_sign_in(request, sid)
         metrics.LOGOUTS.labels(ctx.tenant.host, "frontchannel").inc(ended)
     logs.event(
         "frontchannel_logout", request_id=ctx.request_id, tenant=ctx.tenant.host, ended=ended

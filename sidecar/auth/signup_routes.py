@@ -23,10 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar import logs, metrics, routes
+from sidecar import logs, metrics, routes, sign_in
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.redirects import safe_redirect_target
-from sidecar.auth.resolve import SignInState, sign_in_state
 from sidecar.pages.i18n import DEFAULT_LANGUAGE, N_, Language, language
 from sidecar.pages.render import render_page
 from sidecar.request_scope import SCOPE, RequestScope
@@ -39,7 +38,8 @@ from sidecar.responses import (
     page_look,
     redirect,
 )
-from sidecar.sessions.sessions import Session
+from sidecar.sign_in import SignInState
+from sidecar.sign_in.storage import SessionRecord
 from sidecar.signup import (
     Account,
     InvalidEmail,
@@ -81,13 +81,13 @@ class _Flash:
             return cls()
 
 
-def _flash_key(session: Session) -> str:
+def _flash_key(session: SessionRecord) -> str:
     return "signup-flash:" + session.key
 
 
 async def _answer(
     request: web.Request,
-    session: Session,
+    session: SessionRecord,
     rd: str,
     *,
     status: int,
@@ -198,14 +198,14 @@ async def _rd_of(request: web.Request) -> str:
 @dataclass(frozen=True)
 class _Admitted:
     state: SignInState
-    session: Session
+    session: SessionRecord
     rd: str
 
 
 async def _admit(request: web.Request, *, post: bool) -> _Admitted | web.StreamResponse:
     """The signed-in user of a signup route, or the answer that turns the request away."""
     rd = await _rd_of(request)
-    state = await sign_in_state(request)
+    state = await sign_in.load(request)
     refused = await _guard(request, state, rd, post=post)
     if refused is not None:
         return refused

@@ -12,10 +12,9 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sidecar import routes
+from sidecar import routes, sign_in
 from sidecar.auth.context import SsoServices
 from sidecar.auth.decision import ANONYMOUS, SIGNED_IN, Decision, Verdict, decide, decide_now
-from sidecar.auth.logout import end_session
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.auth.signup_routes import render_signup
 from sidecar.request_scope import SCOPE
@@ -41,21 +40,13 @@ def session_middleware(*, sso: SsoServices) -> Middleware:
             if decision.signed_in:
                 ctx.identity_headers = signer.headers_for(ctx)
             if decision.desk_logout:
-                await _end_with_desk(request)
+                # The desk's own sign-out ends ours too; the request goes on, and the
+                # desk's answer clears our cookie.
+                await sign_in.end(request, "desk_logout", desk_answers=True)
             return await handler(request)
         return await _refusal(request, decision)
 
     return session_and_account
-
-
-async def _end_with_desk(request: web.Request) -> None:
-    """The desk's own sign-out ends ours too; the request is then forwarded, and the
-    desk's answer clears our cookie."""
-    probe = web.Response()
-    await end_session(request, probe, "desk_logout")
-    request[SCOPE].response_headers.extend(
-        ("Set-Cookie", c.output(header="").strip()) for c in probe.cookies.values()
-    )
 
 
 async def _refusal(request: web.Request, decision: Decision) -> web.StreamResponse:

@@ -141,21 +141,21 @@ def test_allowed_roles_must_be_role_values() -> None:
 def test_sessions_keep_roles_and_sessions_stored_before_roles_still_load() -> None:
     import json
 
-    from sidecar.sessions.sessions import Session
+    from sidecar.sign_in.storage import SESSION_RECORD, SessionRecord
 
-    session = Session(
+    session = SessionRecord(
         key="session:h:x", host="desk.contoso.test", user_key="o.t", oid="o", tid="t",
         email_claim=None, email_domain_verified=None, given_name=None, family_name=None,
         name=None, entra_sid=None, login_hint=None, created_at=1.0, last_seen=1.0,
         roles=("Agent", "Desk, Tier 1"),
     )  # fmt: skip
-    again = Session.from_json(session.to_json())
+    again = SESSION_RECORD.decode(SESSION_RECORD.encode(session))
     assert again == session
     assert again is not None
     assert again.roles == ("Agent", "Desk, Tier 1")
-    older = json.loads(session.to_json())
-    del older["roles"]
-    loaded = Session.from_json(json.dumps(older).encode())
+    older = json.loads(SESSION_RECORD.encode(session))
+    del older["roles"], older["v"]
+    loaded = SESSION_RECORD.decode(json.dumps(older).encode())
     assert loaded is not None
     assert loaded.roles is None
 

@@ -32,8 +32,9 @@ class LoginTransaction:
 
 
 def _fields_typed(transaction: LoginTransaction) -> bool:
-    # The callback compares the state and host and hands the rest to Entra and
-    # the redirect: each must be the string it claims to be, or nothing is used.
+    # The callback compares the state and host and hands the rest to Entra and the
+    # redirect, and a new sign-in orders the browser's others by `created`: each
+    # must be of its type, or the transaction is unreadable and nothing is used.
     texts = (
         transaction.state,
         transaction.nonce,

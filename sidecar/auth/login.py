@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from aiohttp import web
 
 from sidecar import logs, metrics, routes, sign_in
 from sidecar.auth.context import SSO
+from sidecar.auth.login_transaction import LoginTransaction, open_transaction, seal_transaction
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.cookies import (
     LOGIN_COOKIE_PREFIX,
@@ -142,22 +142,22 @@ async def login(request: web.Request) -> web.StreamResponse:
             ),
             result="discovery_failed",
         )
-    transaction = {
-        "state": auth.state,
-        "nonce": auth.nonce,
-        "verifier": auth.code_verifier,
-        "rd": rd,
-        "redirect_uri": redirect_uri(ctx),
-        "host": ctx.tenant.host,
-        "created": time.time(),
-    }
+    transaction = LoginTransaction(
+        state=auth.state,
+        nonce=auth.nonce,
+        verifier=auth.code_verifier,
+        rd=rd,
+        redirect_uri=redirect_uri(ctx),
+        host=ctx.tenant.host,
+        created=time.time(),
+    )
     response = redirect(auth.url)
     _forget_old_transactions(request, response, ctx)
     set_cookie(
         response,
         ctx,
         _transaction_cookie(auth.state),
-        sso.keys.login_box.seal(json.dumps(transaction).encode()),
+        seal_transaction(sso.keys.login_box, transaction),
         LOGIN_TRANSACTION_TTL,
     )
     return response
@@ -178,8 +178,8 @@ def _forget_old_transactions(
     for name, value in request.cookies.items():
         if not name.startswith(prefix):
             continue
-        opened = sso.keys.login_box.open(value, LOGIN_TRANSACTION_TTL)
-        created = float(json.loads(opened).get("created", 0)) if opened else -1.0
+        opened = open_transaction(sso.keys.login_box, value, LOGIN_TRANSACTION_TTL)
+        created = opened.created if opened else -1.0
         found.append((created, name.removeprefix("__Host-")))
     found.sort(reverse=True)
     for _, base in found[MAX_OPEN_TRANSACTIONS - 1 :]:
@@ -212,21 +212,22 @@ async def callback(request: web.Request) -> web.StreamResponse:
         return _bad_callback(request, ctx, "missing_state")
     cookie_base = _transaction_cookie(state)
     sealed = read_cookie(ctx, cookie_base)
-    opened = sso.keys.login_box.open(sealed, LOGIN_TRANSACTION_TTL) if sealed else None
-    transaction = json.loads(opened) if opened else None
+    transaction = (
+        open_transaction(sso.keys.login_box, sealed, LOGIN_TRANSACTION_TTL) if sealed else None
+    )
     # SECURITY: the state must match the transaction this browser started (login CSRF:
     # a callback URL opened in another browser has no such cookie) ...
     if (
         transaction is None
-        or transaction.get("host") != host
-        or not hmac.compare_digest(str(transaction.get("state", "")), state)
+        or transaction.host != host
+        or not hmac.compare_digest(transaction.state, state)
     ):
         return await _finished_sign_in(request, ctx, state) or _bad_callback(
             request, ctx, "state_mismatch"
         )
     # ... and is accepted once, across replicas (replayed callback). The used state
     # remembers where that sign-in landed, for _finished_sign_in.
-    landing = safe_redirect_target(transaction.get("rd")).encode()
+    landing = safe_redirect_target(transaction.rd).encode()
     if not await sso.store.create(_used_state_key(state), landing, LOGIN_TRANSACTION_TTL):
         return await _finished_sign_in(request, ctx, state) or _bad_callback(
             request, ctx, "state_replayed"
@@ -268,12 +269,12 @@ async def _complete(
     ctx: RequestScope,
     provider: EntraProvider,
     params: dict[str, str],
-    transaction: dict[str, Any],
+    transaction: LoginTransaction,
 ) -> web.StreamResponse:
     assert ctx.tenant is not None
     sso = request.app[SSO]
     host = ctx.tenant.host
-    rd = safe_redirect_target(transaction.get("rd"))
+    rd = safe_redirect_target(transaction.rd)
     if "error" in params:
         return _entra_refused(request, ctx, params, rd)
     code = params.get("code", "")
@@ -296,9 +297,9 @@ async def _complete(
             )
         result = await provider.exchange_code(
             code=code,
-            redirect_uri=transaction["redirect_uri"],
-            code_verifier=transaction["verifier"],
-            nonce=transaction["nonce"],
+            redirect_uri=transaction.redirect_uri,
+            code_verifier=transaction.verifier,
+            nonce=transaction.nonce,
         )
     except ProviderRejected as exc:
         metrics.IDP_ERRORS.labels(host, *_error_labels(exc.error, exc.aadsts)).inc()

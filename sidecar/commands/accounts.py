@@ -110,7 +110,7 @@ async def _with_accounts(
         )
         return EXIT_INVALID
     except ValueError as exc:
-        # A corrupt record (Account.from_json fails closed), or a host the key rules refuse.
+        # A corrupt record (AccountStore fails closed), or a host the key rules refuse.
         print(f"{tenant_host}: {exc}", file=out)
         return EXIT_INVALID
     finally:

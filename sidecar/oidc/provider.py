@@ -60,7 +60,9 @@ class AuthorizationRequest:
     """Where to send the browser, and what the login transaction must remember.
 
     ``state``, ``nonce`` and ``code_verifier`` are secrets of this sign-in: keep
-    them server-side (the session store), never in a log line.
+    them where only the browser that started it can hand them back to the
+    callback, never in a log line. The sidecar keeps nothing server-side: it
+    seals them into an encrypted cookie per attempt (sidecar/auth/login_transaction.py).
     """
 
     url: str

@@ -12,12 +12,11 @@ exists for the operator CLI and must never be used on a request path.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from sidecar import logs
 from sidecar.store import Store
+from sidecar.store.records import RecordFormat
 
 _PREFIX = "account:"
 
@@ -56,39 +55,48 @@ class Account:
         _check_key_part("tenant_host", self.tenant_host)
         _check_key_part("user_key", self.user_key)
 
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
 
-    @classmethod
-    def from_json(cls, raw: bytes) -> Account:
-        try:
-            data: dict[str, Any] = json.loads(raw)
-            return cls(
-                user_key=str(data["user_key"]),
-                tenant_host=str(data["tenant_host"]),
-                oid=str(data["oid"]),
-                tid=str(data["tid"]),
-                email=str(data["email"]),
-                given_name=_opt_str(data.get("given_name")),
-                family_name=_opt_str(data.get("family_name")),
-                name=_opt_str(data.get("name")),
-                created_at=float(data["created_at"]),
-                verified_at=float(data["verified_at"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            # Fail closed: a record we cannot read grants nothing.
-            raise ValueError("stored account record is corrupt") from exc
+def _account_fields_typed(account: Account) -> bool:
+    # JSON hands back whatever was stored: an email that is not a string or a
+    # timestamp that is not a number would otherwise be passed on as the user's
+    # identity. (user_key and tenant_host are checked by Account itself.)
+    names = (account.given_name, account.family_name, account.name)
+    return (
+        all(isinstance(v, str) for v in (account.oid, account.tid, account.email))
+        and all(v is None or isinstance(v, str) for v in names)
+        and all(_is_number(v) for v in (account.created_at, account.verified_at))
+    )
 
 
-def _opt_str(value: object) -> str | None:
-    return None if value is None else str(value)
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: Version 0 (no "v") is the unversioned record of earlier releases, with the same
+#: field names: it reads without an upgrade step.
+ACCOUNT_RECORD = RecordFormat(Account, version=1, check=_account_fields_typed)
+
+
+def _decode_account(raw: bytes) -> Account:
+    account = ACCOUNT_RECORD.decode(raw)
+    if account is None:
+        # Fail closed, and loudly: an account that exists but cannot be read is
+        # not "no account" (signup would then try to create it over the stored one).
+        raise ValueError("stored account record is corrupt")
+    return account
 
 
 def _check_key_part(what: str, value: str) -> None:
     # SECURITY: ":" separates key parts. A host or user key containing one
     # could make two different (host, user) pairs share a key, or make
     # list(host) see another tenant's accounts through the prefix scan.
-    if not value or ":" in value or any(c.isspace() or ord(c) < 0x20 for c in value):
+    # A stored record may hold anything JSON can: only a string is a key part.
+    if (
+        not isinstance(value, str)
+        or not value
+        or ":" in value
+        or any(c.isspace() or ord(c) < 0x20 for c in value)
+    ):
         raise ValueError(f"invalid {what}")
 
 
@@ -109,7 +117,7 @@ class AccountStore:
 
     async def get(self, host: str, user_key: str) -> Account | None:
         raw = await self._store.get(account_key(host, user_key))
-        return None if raw is None else Account.from_json(raw)
+        return None if raw is None else _decode_account(raw)
 
     async def create(self, account: Account) -> Account:
         """Create the account once; return whichever account ends up stored.
@@ -122,11 +130,11 @@ class AccountStore:
         """
         key = account_key(account.tenant_host, account.user_key)
         for _ in range(3):
-            if await self._store.create(key, account.to_json(), None, durable=True):
+            if await self._store.create(key, ACCOUNT_RECORD.encode(account), None, durable=True):
                 return account
             existing = await self._store.get(key)
             if existing is not None:
-                return Account.from_json(existing)
+                return _decode_account(existing)
             # Deleted between our create and get (operator delete racing a
             # signup): try again rather than report a phantom.
         raise RuntimeError("account creation kept racing with deletion")
@@ -145,8 +153,8 @@ class AccountStore:
         raw = await self._store.get(key)
         if raw is None:
             raise AccountNotFound(user_key)
-        updated = replace(Account.from_json(raw), email=email, verified_at=verified_at)
-        await self._store.set(key, updated.to_json(), None)
+        updated = replace(_decode_account(raw), email=email, verified_at=verified_at)
+        await self._store.set(key, ACCOUNT_RECORD.encode(updated), None)
         return updated
 
     async def delete(self, host: str, user_key: str) -> bool:
@@ -162,7 +170,7 @@ class AccountStore:
             if raw is None:  # deleted since the scan
                 continue
             try:
-                accounts.append(Account.from_json(raw))
+                accounts.append(_decode_account(raw))
             except ValueError:
                 # One unreadable record must not hide the others; name it for the operator.
                 logs.warning("account_record_corrupt", key=key)
@@ -185,7 +193,7 @@ class AccountStore:
             except ValueError:
                 return None  # not a well-formed user key
             raw = await self._store.get(key)
-            return None if raw is None else Account.from_json(raw)
+            return None if raw is None else _decode_account(raw)
         folded = wanted.casefold()
         matches = [a for a in await self.list(host) if a.email.casefold() == folded]
         if len(matches) > 1:

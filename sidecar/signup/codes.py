@@ -42,14 +42,14 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
-import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from sidecar.store import Store
+from sidecar.store.records import RecordFormat
 
 CODE_LENGTH = 6
 _WINDOW = 3600.0  # the "per hour" of the hourly send limits: a sliding window
@@ -137,43 +137,46 @@ class VerifyResult:
 
 @dataclass(frozen=True)
 class _CodeRecord:
-    code_id: str
+    """The stored state of one sent code, under ``signup:code:{host}:{user}:{id}``.
+
+    The short field names are the JSON keys every release since the first has
+    stored: replicas of two releases side by side in a rolling deploy read each
+    other's records only as long as these names stay.
+    """
+
+    id: str
     email: str
-    mac: str  # "" once voided
-    expires_at: float
+    mac: str
+    """The code's keyed hash; "" once voided, so no code matches any more."""
+    exp: float
+    """When the code stops working (epoch seconds)."""
     locked: bool
-    # (email, mac) of the codes this one replaced, newest first.
-    superseded: tuple[tuple[str, str], ...] = ()
+    sup: tuple[tuple[str, str], ...] = ()
+    """(email, mac) of the codes this one replaced, newest first."""
 
-    def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "id": self.code_id,
-                "email": self.email,
-                "mac": self.mac,
-                "exp": self.expires_at,
-                "locked": self.locked,
-                "sup": [list(pair) for pair in self.superseded],
-            },
-            separators=(",", ":"),
-        ).encode()
+    def __post_init__(self) -> None:
+        # JSON gives lists back; keep the declared tuples so a record can be
+        # extended (``own + sup``) and compared like the one that was written.
+        object.__setattr__(self, "sup", tuple((email, mac) for email, mac in self.sup))
 
-    @classmethod
-    def from_json(cls, raw: bytes) -> _CodeRecord | None:
-        try:
-            data: dict[str, Any] = json.loads(raw)
-            return cls(
-                code_id=str(data["id"]),
-                email=str(data["email"]),
-                mac=str(data["mac"]),
-                expires_at=float(data["exp"]),
-                locked=bool(data["locked"]),
-                superseded=tuple((str(e), str(m)) for e, m in data.get("sup", ())),
-            )
-        except (ValueError, KeyError, TypeError):
-            # Unreadable: treated as no code at all (fail closed); the next
-            # send overwrites it.
-            return None
+
+def _code_fields_typed(record: _CodeRecord) -> bool:
+    # SECURITY: the fields verify() decides on must hold what they claim. A
+    # "locked" that is not a real bool, or an expiry that is not a number, is
+    # an unreadable record (no code at all), never a truthy or falsy guess.
+    return (
+        all(isinstance(v, str) for v in (record.id, record.email, record.mac))
+        and isinstance(record.exp, int | float)
+        and not isinstance(record.exp, bool)
+        and isinstance(record.locked, bool)
+        and all(isinstance(v, str) for pair in record.sup for v in pair)
+    )
+
+
+#: Version 0 (no "v") is the unversioned record of earlier releases, with the same
+#: field names: it reads without an upgrade step. An unreadable record decodes to
+#: None, which every caller treats as no code (fail closed; the next send replaces it).
+_CODE_RECORD = RecordFormat(_CodeRecord, version=1, check=_code_fields_typed)
 
 
 def _check_part(what: str, value: str) -> None:
@@ -400,21 +403,23 @@ class VerificationCodes:
         ns = self._user_ns(issued.host, issued.user_key)
         replaced = await self._current_record(ns)
         superseded: tuple[tuple[str, str], ...] = ()
-        if replaced is not None and replaced.code_id != issued.code_id:
+        if replaced is not None and replaced.id != issued.code_id:
             own = ((replaced.email, replaced.mac),) if replaced.mac else ()
-            superseded = (own + replaced.superseded)[:_SUPERSEDED_KEPT]
+            superseded = (own + replaced.sup)[:_SUPERSEDED_KEPT]
         record = _CodeRecord(
-            code_id=issued.code_id,
+            id=issued.code_id,
             email=issued.email,
             mac=self._mac(issued.host, issued.user_key, issued.email, issued.code),
             # The code lives ttl from the moment it was sent, as the mail says.
-            expires_at=self._clock() + policy.ttl,
+            exp=self._clock() + policy.ttl,
             locked=False,
-            superseded=superseded,
+            sup=superseded,
         )
         current_key = self._current_key(ns)
         previous = await self._store.get(current_key)
-        await self._store.set(self._code_key(ns, issued.code_id), record.to_json(), policy.ttl)
+        await self._store.set(
+            self._code_key(ns, issued.code_id), _CODE_RECORD.encode(record), policy.ttl
+        )
         await self._store.set(current_key, issued.code_id.encode(), policy.ttl)
         if previous is not None and previous.decode() != issued.code_id:
             # Only the latest code works: void the one it replaces.
@@ -477,7 +482,7 @@ class VerificationCodes:
         if record.locked:
             return VerifyResult("locked")
         now = self._clock()
-        if now >= record.expires_at:
+        if now >= record.exp:
             return VerifyResult("expired_or_missing")
 
         if candidate is not None and self._superseded(host, user_key, record, candidate):
@@ -490,7 +495,7 @@ class VerificationCodes:
         # comparing. Read-compare-write would let parallel guesses all see
         # "0 attempts so far" and test far more than max_attempts of the 10^6
         # codes. The counter is per code, so a new code starts afresh.
-        attempts_key = self._attempts_key(ns, record.code_id)
+        attempts_key = self._attempts_key(ns, record.id)
         attempt = await self._store.incr(attempts_key, policy.ttl)
         if attempt > policy.max_attempts:
             return VerifyResult("locked")
@@ -502,7 +507,7 @@ class VerificationCodes:
             actual = self._mac(host, user_key, record.email, candidate)
             right = hmac.compare_digest(actual, expected)
 
-        code_key = self._code_key(ns, record.code_id)
+        code_key = self._code_key(ns, record.id)
         if right:
             # SECURITY (replay, double submit): single use. take() hands the
             # record to exactly one caller; a concurrent second submit of the
@@ -510,7 +515,7 @@ class VerificationCodes:
             taken = await self._store.take(code_key)
             if taken is None:
                 return VerifyResult("expired_or_missing")
-            taken_record = _CodeRecord.from_json(taken)
+            taken_record = _CODE_RECORD.decode(taken)
             if taken_record is None or taken_record.locked:
                 # A concurrent attempt voided it first.
                 return VerifyResult("locked" if taken_record else "expired_or_missing")
@@ -524,13 +529,13 @@ class VerificationCodes:
             # sent. (Racing with a take of the right code at most leaves a
             # tombstone behind a code already used: harmless.)
             void = _CodeRecord(
-                code_id=record.code_id,
+                id=record.id,
                 email=record.email,
                 mac="",
-                expires_at=record.expires_at,
+                exp=record.exp,
                 locked=True,
             )
-            await self._store.set(code_key, void.to_json(), max(1.0, record.expires_at - now))
+            await self._store.set(code_key, _CODE_RECORD.encode(void), max(1.0, record.exp - now))
             return VerifyResult("locked")
         return VerifyResult("wrong", attempts_left=policy.max_attempts - attempt)
 
@@ -542,7 +547,7 @@ class VerificationCodes:
             return False
         return any(
             hmac.compare_digest(self._mac(host, user_key, email, candidate), mac)
-            for email, mac in record.superseded
+            for email, mac in record.sup
         )
 
     async def _current_record(self, ns: str) -> _CodeRecord | None:
@@ -553,8 +558,8 @@ class VerificationCodes:
         raw = await self._store.get(self._code_key(ns, code_id))
         if raw is None:
             return None
-        record = _CodeRecord.from_json(raw)
-        if record is None or record.code_id != code_id:
+        record = _CODE_RECORD.decode(raw)
+        if record is None or record.id != code_id:
             return None
         return record
 
@@ -564,7 +569,7 @@ class VerificationCodes:
         None also after a lockout or expiry: the page then offers to send a new code.
         """
         record = await self._current_record(self._user_ns(host, user_key))
-        if record is None or record.locked or self._clock() >= record.expires_at:
+        if record is None or record.locked or self._clock() >= record.exp:
             return None
         return record.email
 

@@ -22,6 +22,9 @@ from sidecar.dev.entra_errors import EntraError
 from tests.helpers import config_from
 from tests.world import HOST, PUBLIC_BASE, World, open_world
 
+# Entra's free text can quote request parameters: it is never part of an explanation.
+DESCRIPTION = "Entra's own description, quoting client_id=spoofed"
+
 # The reference check-entra adds for support: " (AADSTS65001, correlation ID ...)".
 REFERENCE = re.compile(r" \(AADSTS\d+(, correlation ID [0-9a-f-]+)?\)")
 
@@ -30,7 +33,7 @@ def refusing(error: str, code: int) -> Callable[[dict[str, Any]], dict[str, Any]
     """A token-endpoint hook that refuses every grant with ``error`` and AADSTS ``code``."""
 
     def refuse(_body: dict[str, Any]) -> dict[str, Any]:
-        raise EntraError(401 if error == "invalid_client" else 400, error, code, "refused")
+        raise EntraError(401 if error == "invalid_client" else 400, error, code, DESCRIPTION)
 
     return refuse
 
@@ -52,6 +55,7 @@ async def check_entra_explanation(world: World) -> str:
     out = io.StringIO()
     status = await check_entra(config_from(world.document), host=HOST, out=out)
     assert status == 1, out.getvalue()
+    assert "spoofed" not in out.getvalue()
     failed = [line for line in out.getvalue().splitlines() if ": FAILED: " in line]
     assert len(failed) == 1, out.getvalue()
     return REFERENCE.sub("", failed[0].split(": FAILED: ", 1)[1])
@@ -77,6 +81,7 @@ async def test_a_failed_code_redemption_is_explained_as_check_entra_explains_it(
         assert page.status == 502
         hint = logged(caplog, "entra_token_error")["hint"]
         assert words in hint
+        assert "spoofed" not in hint
         assert await check_entra_explanation(world) == hint
 
 

@@ -23,6 +23,7 @@ from typing import NoReturn
 from sidecar import logs, routes
 from sidecar.access_log import ACCESS_LOG
 from sidecar.commands.credential_report import credential_lines
+from sidecar.commands.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from sidecar.config import sources
 from sidecar.config.advice import config_warnings
 from sidecar.config.loading import ConfigError, parse_config
@@ -32,11 +33,6 @@ from sidecar.config.reader import ConfigReader
 from sidecar.config.yaml_text import YamlProblems
 from sidecar.fingerprints import fingerprint
 from sidecar.version import sidecar_version
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_USAGE = 64
 
 LOG_LEVELS = {
     "debug": logging.DEBUG,

@@ -18,6 +18,7 @@ from yarl import URL
 
 from sidecar import logs, metrics
 from sidecar.headers import FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, REQUEST_ID, end_to_end
+from sidecar.pages import errors
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
 from sidecar.upstream import (
@@ -117,22 +118,8 @@ def _failure(request: web.Request, ctx: RequestScope, exc: BaseException) -> web
     metrics.UPSTREAM_ERRORS.labels(tenant, kind).inc()
     logs.error("upstream_failed", request_id=ctx.request_id, tenant=tenant, kind=kind)
     if timed_out:
-        return error_response(
-            request,
-            status=504,
-            error="upstream_timeout",
-            title="The service desk is taking too long",
-            message="The service desk did not answer in time. Please try again shortly.",
-            request_id=ctx.request_id,
-        )
-    return error_response(
-        request,
-        status=502,
-        error="upstream_unavailable",
-        title="The service desk is unavailable",
-        message="We could not reach the service desk. Please try again shortly.",
-        request_id=ctx.request_id,
-    )
+        return error_response(request, errors.UPSTREAM_TIMEOUT)
+    return error_response(request, errors.UPSTREAM_UNAVAILABLE)
 
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
@@ -141,14 +128,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     headers = _forwarding_headers(ctx, request)
     if _is_websocket(request):
         if not _valid_handshake(request):
-            return error_response(
-                request,
-                status=400,
-                error="bad_websocket_handshake",
-                title="Bad request",
-                message="This WebSocket handshake is not valid.",
-                request_id=ctx.request_id,
-            )
+            return error_response(request, errors.BAD_WEBSOCKET_HANDSHAKE)
         url = URL(ctx.tenant.upstream_origin + ctx.target, encoded=True)
         if ctx.identity_headers is not None:
             headers.extend(ctx.identity_headers.fields)
@@ -164,14 +144,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
             ctx.identity_headers.block if ctx.identity_headers is not None else None,
         )
     except UnsendableRequest:
-        return error_response(
-            request,
-            status=400,
-            error="bad_request",
-            title="Bad request",
-            message="This request cannot be forwarded.",
-            request_id=ctx.request_id,
-        )
+        return error_response(request, errors.UNFORWARDABLE_REQUEST)
     except (TimeoutError, UpstreamError, OSError) as exc:
         return _failure(request, ctx, exc)
     ctx.upstream_seconds = time.monotonic() - started

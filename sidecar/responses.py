@@ -11,7 +11,8 @@ from aiohttp.http import SERVER_SOFTWARE
 from sidecar import routes
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.pages.branding import DEFAULT_LOOK, PageLook, look_of
-from sidecar.pages.i18n import N_, negotiate
+from sidecar.pages.errors import PageError
+from sidecar.pages.i18n import negotiate
 from sidecar.pages.render import error_page
 from sidecar.request_scope import SCOPE
 
@@ -42,19 +43,6 @@ def navigates(method: str, headers: Mapping[str, str]) -> bool:
     if headers.get("Sec-Fetch-Mode", "").lower() == "navigate":
         return True
     return "text/html" in headers.get("Accept", "").lower()
-
-
-# The desk proxy's error texts (sidecar/proxy.py), listed for the catalogue: error_page
-# translates whatever English catalogue text it is given.
-PROXY_MESSAGES = (
-    N_("The service desk is taking too long"),
-    N_("The service desk did not answer in time. Please try again shortly."),
-    N_("The service desk is unavailable"),
-    N_("We could not reach the service desk. Please try again shortly."),
-    N_("Bad request"),
-    N_("This WebSocket handshake is not valid."),
-    N_("This request cannot be forwarded."),
-)
 
 
 def page_language(request: web.Request) -> str:
@@ -102,39 +90,52 @@ def json_response(payload: dict[str, Any], status: int = 200) -> web.Response:
 
 def error_response(
     request: web.Request,
+    page: PageError,
     *,
-    status: int,
-    error: str,
-    title: str,
-    message: str,
-    request_id: str | None = None,
+    message_args: Mapping[str, object] | None = None,
     action_url: str | None = None,
-    action_label: str | None = None,
     force_html: bool = False,
     rd: str | None = None,
 ) -> web.Response:
-    """An error as a page for a browser navigation, as JSON for everything else.
+    """The catalogue's ``page`` as a page for a browser navigation, as JSON for everything else.
 
-    The page speaks the browser's language, wears the tenant's look and offers
-    "Sign in again" towards ``rd`` (default: the page a GET asked for).
+    ``message_args`` fill the message's ``%(name)s`` placeholders. The page speaks the
+    browser's language, wears the tenant's look, names the request id for support and
+    offers "Sign in again" towards ``rd`` (default: the page a GET asked for);
+    ``action_url`` becomes its button. The JSON body is ``error``, the English
+    ``message`` and the ``request_id``.
     """
+    ctx = request.get(SCOPE)
+    request_id = ctx.request_id if ctx is not None else None
     if force_html or is_navigation(request):
         body = error_page(
-            title=title,
-            message=message,
-            status=status,
+            title=page.title,
+            message=page.message,
+            message_args=message_args,
+            status=page.status,
             request_id=request_id,
             action_url=action_url,
-            action_label=action_label,
+            action_label=page.action_label,
             sign_in_url=sign_in_again_url(request, rd),
             lang=page_language(request),
             look=page_look(request),
         )
-        return html_response(body, status=status)
-    payload: dict[str, Any] = {"error": error, "message": message}
+        return html_response(body, status=page.status)
+    message = page.message if message_args is None else page.message % message_args
+    payload: dict[str, Any] = {"error": page.error, "message": message}
     if request_id:
         payload["request_id"] = request_id
-    return json_response(payload, status=status)
+    return json_response(payload, status=page.status)
+
+
+def login_required(login_url: str) -> web.Response:
+    """401 for a program whose request needs a signed-in user: where a browser signs in."""
+    return json_response({"error": "login_required", "login_url": login_url}, status=401)
+
+
+def signup_required() -> web.Response:
+    """403 for a program whose signed-in user has not finished the first-login screen."""
+    return json_response({"error": "signup_required", "signup_url": routes.SIGNUP}, status=403)
 
 
 def redirect(location: str, status: int = 302) -> web.Response:

@@ -28,7 +28,7 @@ from sidecar.auth.decision import Decision, Verdict, decide
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.middleware.own_routes import names_sso_prefix
 from sidecar.request_scope import SCOPE
-from sidecar.responses import json_response, navigates
+from sidecar.responses import json_response, login_required, navigates, signup_required
 
 FORWARDED_METHOD = "X-Forwarded-Method"
 FORWARDED_URI = "X-Forwarded-Uri"
@@ -111,7 +111,9 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         return _refused(400, "bad_forward_auth_request", f"{exc}.")
     if names_sso_prefix(original.target, unquote(original.target.split("?", 1)[0])):
         # The desk never receives /.sso/* (contract): the gateway must route it here.
-        return _refused(403, "reserved_path", "The gateway must route /.sso/* to the sidecar.")
+        return _refused(
+            403, "reserved_path", f"The gateway must route {routes.PREFIX}* to the sidecar."
+        )
     sso = request.app[SSO]
     decision = await decide(
         request,
@@ -149,13 +151,11 @@ def _denied(request: web.Request, decision: Decision, original: Original) -> web
     if decision.verdict is Verdict.LOGIN:
         location = routes.login_url(original.target)
         if not navigation:
-            return json_response({"error": "login_required", "login_url": location}, status=401)
+            return login_required(location)
         status = 401 if original.redirects_as_refusal else 302
     else:
         location = routes.signup_url(safe_redirect_target(original.target))
         if not navigation:
-            return json_response(
-                {"error": "signup_required", "signup_url": routes.SIGNUP}, status=403
-            )
+            return signup_required()
         status = 403 if original.redirects_as_refusal else 302
     return web.Response(status=status, headers={"Location": location, "Cache-Control": "no-store"})

@@ -41,8 +41,8 @@ class Identity:
     name: str | None
     roles: tuple[str, ...] | None = None  # the ID token's app roles; None: no roles claim
     # The signer's header sets for this very object, by (scheme, public host): the hot
-    # path finds them without hashing and comparing identities field by field
-    # (3,200 instructions a signed-in request, `make bench-instructions`).
+    # path finds them without hashing and comparing identities field by field, which
+    # showed in the signed-in path's instruction count (docs/performance.md).
     _signed: dict[tuple[str, str], IdentityHeaders] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -65,7 +65,7 @@ class Identity:
 @dataclass(frozen=True, slots=True)
 class IdentityHeaders:
     """The desk's identity headers: as fields (WebSocket handshakes) and as head lines
-    serialised once (every other request; the precomputed header set of issue 6)."""
+    serialised once (every other request)."""
 
     fresh_until: float  # time.monotonic(): reused until then, then signed again
     fields: CIMultiDict[str]

@@ -6,18 +6,16 @@ from aiohttp import web
 
 from sidecar import routes, sign_in
 from sidecar.auth.context import SSO
-from sidecar.responses import json_response
+from sidecar.responses import json_response, login_required, signup_required
 
 
 async def userinfo(request: web.Request) -> web.StreamResponse:
     state = await sign_in.load(request)
     if state.session is None:
-        return json_response(
-            {"error": "login_required", "login_url": routes.login_url("/")}, status=401
-        )
+        return login_required(routes.login_url("/"))
     identity = state.identity
     if identity is None:
-        return json_response({"error": "signup_required", "signup_url": routes.SIGNUP}, status=403)
+        return signup_required()
     return json_response(identity.userinfo())
 
 

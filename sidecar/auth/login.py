@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +30,7 @@ from sidecar.cookies import (
     read_cookie,
     set_cookie,
 )
+from sidecar.oidc.aadsts import explain_aadsts
 from sidecar.oidc.credentials import FederatedTokenUnreadable
 from sidecar.oidc.errors import (
     InvalidDiscovery,
@@ -38,9 +41,10 @@ from sidecar.oidc.errors import (
     aadsts_from_description,
 )
 from sidecar.oidc.provider import EntraProvider
-from sidecar.pages.i18n import N_, language
+from sidecar.pages import errors
+from sidecar.pages.errors import PageError
 from sidecar.request_scope import SCOPE, RequestScope
-from sidecar.responses import error_response, page_language, redirect
+from sidecar.responses import error_response, redirect
 from sidecar.store import StoreUnavailable
 from sidecar.tenants import Tenant
 
@@ -73,43 +77,22 @@ def redirect_uri(ctx: RequestScope) -> str:
 def _failure(
     request: web.Request,
     ctx: RequestScope,
+    page: PageError,
     *,
-    status: int,
-    error: str,
-    title: str,
-    message: str,
     result: str,
     rd: str = "/",
+    message_args: Mapping[str, object] | None = None,
 ) -> web.Response:
     """The error page of a failed sign-in: its "Sign in again" keeps the user's `rd`."""
     assert ctx.tenant is not None
     metrics.SIGN_INS.labels(ctx.tenant.host, result).inc()
-    response = error_response(
-        request,
-        status=status,
-        error=error,
-        title=title,
-        message=message,
-        request_id=ctx.request_id,
-        force_html=True,
-        rd=rd,
-    )
-    return response
+    return error_response(request, page, message_args=message_args, force_html=True, rd=rd)
 
 
 def _bad_callback(
     request: web.Request, ctx: RequestScope, result: str, rd: str = "/"
 ) -> web.Response:
-    return _failure(
-        request,
-        ctx,
-        status=400,
-        error="invalid_callback",
-        title=N_("This sign-in link is not valid"),
-        message=N_("The sign-in could not be completed from this link. Please sign in again."),
-        result=result,
-        rd=rd,
-    )
+    return _failure(request, ctx, errors.INVALID_CALLBACK, result=result, rd=rd)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -131,17 +114,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             tenant=ctx.tenant.host,
             reason=str(exc),
         )
-        return _failure(
-            request,
-            ctx,
-            status=502,
-            error="idp_unavailable",
-            title=N_("Microsoft sign-in is unavailable"),
-            message=N_(
-                "We could not reach Microsoft Entra ID to sign you in. Please try again soon."
-            ),
-            result="discovery_failed",
-        )
+        return _failure(request, ctx, errors.ENTRA_UNREACHABLE_AT_LOGIN, result="discovery_failed")
     transaction = LoginTransaction(
         state=auth.state,
         nonce=auth.nonce,
@@ -286,14 +259,7 @@ async def _complete(
         # required when discovery says Entra sends it.
         if not provider.response_iss_valid(metadata, params.get("iss")):
             return _failure(
-                request,
-                ctx,
-                status=400,
-                error="invalid_callback",
-                title=N_("This sign-in link is not valid"),
-                message=N_("The sign-in response did not come from your organisation's Entra ID."),
-                result="iss_mismatch",
-                rd=rd,
+                request, ctx, errors.CALLBACK_FROM_ANOTHER_ISSUER, result="iss_mismatch", rd=rd
             )
         result = await provider.exchange_code(
             code=code,
@@ -310,26 +276,11 @@ async def _complete(
             error=exc.error,
             aadsts=exc.aadsts,
             correlation_id=exc.correlation_id,
-            hint=_admin_hint(exc),
+            hint=_admin_hint(provider, exc.aadsts, exc.error) or "see the AADSTS code",
         )
         misconfigured = exc.error in ("invalid_client", "unauthorized_client")
-        return _failure(
-            request,
-            ctx,
-            status=502,
-            error="idp_error",
-            title=N_("Sign-in is misconfigured") if misconfigured else N_("Sign-in failed"),
-            message=(
-                N_(
-                    "Your organisation's Entra ID sign-in for this desk is misconfigured. "
-                    "Please tell your administrator."
-                )
-                if misconfigured
-                else N_("Microsoft Entra ID could not complete your sign-in. Please try again.")
-            ),
-            result="token_error",
-            rd=rd,
-        )
+        page = errors.SIGN_IN_MISCONFIGURED if misconfigured else errors.CODE_REDEMPTION_FAILED
+        return _failure(request, ctx, page, result="token_error", rd=rd)
     except FederatedTokenUnreadable as exc:
         # The pod's projected token is missing or empty: no request to Entra was made.
         logs.error(
@@ -339,44 +290,14 @@ async def _complete(
             path=exc.path,
             reason=exc.reason,
         )
-        return _failure(
-            request,
-            ctx,
-            status=502,
-            error="idp_error",
-            title=N_("Sign-in is misconfigured"),
-            message=N_(
-                "Your organisation's Entra ID sign-in for this desk is misconfigured. "
-                "Please tell your administrator."
-            ),
-            result="token_error",
-            rd=rd,
-        )
+        return _failure(request, ctx, errors.SIGN_IN_MISCONFIGURED, result="token_error", rd=rd)
     except (ProviderUnavailable, InvalidDiscovery) as exc:
         logs.error("entra_unavailable", request_id=ctx.request_id, tenant=host, reason=str(exc))
-        return _failure(
-            request,
-            ctx,
-            status=502,
-            error="idp_unavailable",
-            title=N_("Microsoft sign-in is unavailable"),
-            message=N_("We could not reach Microsoft Entra ID. Please try again shortly."),
-            result="idp_unavailable",
-            rd=rd,
-        )
+        return _failure(request, ctx, errors.ENTRA_UNREACHABLE, result="idp_unavailable", rd=rd)
     except InvalidIdToken as exc:
         # SECURITY: a token that fails any check (OIDC Core §3.1.3.7) creates no session.
         logs.error("id_token_rejected", request_id=ctx.request_id, tenant=host, reason=exc.reason)
-        return _failure(
-            request,
-            ctx,
-            status=502,
-            error="invalid_id_token",
-            title=N_("Sign-in failed"),
-            message=N_("Microsoft Entra ID sent a sign-in we could not verify. Please try again."),
-            result="invalid_id_token",
-            rd=rd,
-        )
+        return _failure(request, ctx, errors.ID_TOKEN_REJECTED, result="invalid_id_token", rd=rd)
     metrics.record_client_secret(
         host, result.secret_index, provider.secret_fingerprint(result.secret_index)
     )
@@ -406,15 +327,6 @@ async def _refuse_without_role(
     # roles claim at all holds none of them (fail closed).
     if not allowed or set(roles or ()) & set(allowed):
         return None
-    lang = language(page_language(request))
-    message = lang.gettext(
-        N_(
-            "%(desk)s needs one of these roles in your organisation's Microsoft Entra ID: "
-            "%(roles)s. Your account has none of them. Please ask your administrator to "
-            "assign you a role for the TicketLog app (Enterprise applications → Users and "
-            "groups)."
-        )
-    ) % {"desk": ctx.tenant.config.display_name, "roles": ", ".join(allowed)}
     logs.warning(
         "sign_in_refused_role",
         request_id=ctx.request_id,
@@ -424,11 +336,9 @@ async def _refuse_without_role(
     response = _failure(
         request,
         ctx,
-        status=403,
-        error="role_required",
-        title=N_("You do not have access to this service desk"),
-        message=message,
+        errors.ROLE_REQUIRED,
         result="role_refused",
+        message_args={"desk": ctx.tenant.config.display_name, "roles": ", ".join(allowed)},
     )
     await sign_in.end(request, "role_removed")
     return response
@@ -450,50 +360,29 @@ def _entra_refused(
         error=error,
         aadsts=aadsts,
         correlation_id=correlation,
+        hint=_admin_hint(_provider(ctx.tenant), aadsts, error),
     )
-    translate = language(page_language(request)).gettext
-    desk = ctx.tenant.config.display_name
+    page, message_args = _refusal_page(error, aadsts, correlation, ctx.tenant)
+    if error not in _USER_REFUSED:
+        # Entra failed rather than refused this user: the same words, as a failed sign-in.
+        page = replace(page, status=502, error="idp_error")
+    result = "entra_refused" if page.status == 403 else "entra_error"
+    return _failure(request, ctx, page, result=result, rd=rd, message_args=message_args)
+
+
+def _refusal_page(
+    error: str, aadsts: int | None, correlation: str | None, tenant: Tenant
+) -> tuple[PageError, dict[str, object] | None]:
+    """What the page tells the user Entra said, and the values its message names."""
     if aadsts == _NOT_ASSIGNED:
-        title = N_("You are not assigned to this app")
-        message = N_(
-            "Your organisation has not given your account access to this service desk. "
-            "Please ask your administrator to assign you to the TicketLog app "
-            "in Microsoft Entra ID."
-        )
-    elif aadsts == _CONSENT_DECLINED or (error == "access_denied" and aadsts is None):
+        return errors.NOT_ASSIGNED, None
+    if aadsts == _CONSENT_DECLINED or (error == "access_denied" and aadsts is None):
         # The user pressed Cancel at Entra (on the consent prompt: AADSTS65004, "user
         # declined"): a choice of theirs, not a failure, and said in those words.
-        title = N_("You cancelled signing in")
-        message = translate(
-            N_(
-                "You chose not to continue at Microsoft, so you are not signed in to %(desk)s "
-                "and nothing was shared with it. Sign in again when you are ready."
-            )
-        ) % {"desk": desk}
-    else:
-        title = N_("Sign-in did not complete")
-        message = (
-            translate(
-                N_(
-                    "Microsoft Entra ID did not complete your sign-in "
-                    "(Entra correlation id %(id)s)."
-                )
-            )
-            % {"id": correlation}
-            if correlation
-            else N_("Microsoft Entra ID did not complete your sign-in.")
-        )
-    status = 403 if error in _USER_REFUSED else 502
-    return _failure(
-        request,
-        ctx,
-        status=status,
-        error="access_denied" if status == 403 else "idp_error",
-        title=title,
-        message=message,
-        result="entra_refused" if status == 403 else "entra_error",
-        rd=rd,
-    )
+        return errors.SIGN_IN_CANCELLED, {"desk": tenant.config.display_name}
+    if correlation:
+        return errors.SIGN_IN_NOT_COMPLETED_WITH_CORRELATION_ID, {"id": correlation}
+    return errors.SIGN_IN_NOT_COMPLETED, None
 
 
 # SECURITY: metric labels come from a fixed set, so a client replaying callbacks with
@@ -537,18 +426,13 @@ def _correlation_id(description: str) -> str | None:
     return value if value and all(c in "0123456789abcdefABCDEF-" for c in value) else None
 
 
-def _admin_hint(exc: ProviderRejected) -> str:
-    """What an Entra admin should do, by AADSTS code (entra-reference §5, §7)."""
-    return {
-        7000215: "invalid client secret: give the secret's Value, not its Secret ID",
-        7000222: "the client secret has expired: create a new one and add it to client_secret",
-        700016: "the application (client) ID is not registered in this tenant",
-        54005: "authorization code already redeemed",
-        70008: "authorization code expired",
-        700027: "the certificate that signed the client assertion is not uploaded to the app",
-        700024: "the client assertion is outside its validity time: check the clock",
-        70021: "no federated credential on the app matches the token (run check-entra)",
-        700211: "no federated credential on the app has the token's issuer (run check-entra)",
-        700212: "no federated credential on the app has the token's audience (run check-entra)",
-        700213: "no federated credential on the app has the token's subject (run check-entra)",
-    }.get(exc.aadsts or 0, "see the AADSTS code")
+def _admin_hint(provider: EntraProvider, aadsts: int | None, error: str) -> str | None:
+    """What the customer's Entra admin should do, for the log (the table check-entra prints)."""
+    advice = explain_aadsts(
+        aadsts,
+        error,
+        tenant=provider.tenant,
+        client_id=provider.client_id,
+        authority=provider.authority,
+    )
+    return advice.sentence() if advice is not None else None

@@ -26,6 +26,7 @@ from aiohttp import web
 from sidecar import logs, metrics, routes, sign_in
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.redirects import safe_redirect_target
+from sidecar.pages import errors
 from sidecar.pages.i18n import DEFAULT_LANGUAGE, N_, Language, language
 from sidecar.pages.render import render_page
 from sidecar.request_scope import SCOPE, RequestScope
@@ -33,7 +34,7 @@ from sidecar.responses import (
     error_response,
     html_response,
     is_navigation,
-    json_response,
+    login_required,
     page_language,
     page_look,
     redirect,
@@ -163,9 +164,7 @@ async def _guard(
     if state.session is None:
         if is_navigation(request):
             return redirect(routes.login_url(rd))
-        return json_response(
-            {"error": "login_required", "login_url": routes.login_url(rd)}, status=401
-        )
+        return login_required(routes.login_url(rd))
     if post:
         form = await request.post()
         token = str(form.get("csrf_token", ""))
@@ -174,13 +173,8 @@ async def _guard(
             logs.warning("csrf_refused", request_id=ctx.request_id, path=request.path)
             return error_response(
                 request,
-                status=403,
-                error="csrf_refused",
-                title=N_("This form has expired"),
-                message=N_("Please go back, reload the page and try again."),
-                request_id=ctx.request_id,
+                errors.SIGNUP_FORM_EXPIRED,
                 action_url=routes.signup_url(rd),
-                action_label=N_("Reload the page"),
                 force_html=True,
                 rd=rd,
             )

@@ -15,15 +15,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from sidecar.commands.exit_codes import EXIT_INVALID, EXIT_OK
 from sidecar.config.model import Config, normalize_host
 from sidecar.runtime import open_store
 from sidecar.signup.accounts import Account, AccountStore, AmbiguousAccount
 from sidecar.store import StoreUnavailable
 
 __all__ = ["delete_account", "list_accounts", "show_account"]
-
-EXIT_OK = 0
-EXIT_INVALID = 2
 
 MEMORY_STORE_REASON = (
     "accounts live in the sidecar process's memory with store: memory; "

@@ -7,9 +7,9 @@ tenant primary domain (seed: "Pass details to TicketLog"):
 2. a client-credentials token request (RFC 6749 §4.4) proves the client ID and the
    credential: a secret, a certificate (client assertion) or a federated token.
 
-Every failure is explained in words an Entra admin acts on, keyed by the AADSTS code
-(entra-reference §5, §7). The AADSTS number is used here for admin-facing text only, never
-for control flow of the sidecar (Learn [ERR] "Policy").
+Every failure is explained in words an Entra admin acts on, keyed by the AADSTS code: the
+table of ``sidecar.oidc.aadsts``, which sign-in's log lines use too. The AADSTS number is
+used here for admin-facing text only, never for control flow (Learn [ERR] "Policy").
 
 SECURITY: no line ever carries a client secret, a private key or a token (of a federated
 token only its issuer, subject and audience are shown). Messages are built from our own wording, the
@@ -25,7 +25,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from sidecar.commands.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from sidecar.config.model import Config, SsoConfig, normalize_host
+from sidecar.oidc.aadsts import FEDERATED_MISMATCH, explain_aadsts
 from sidecar.oidc.credentials import (
     ClientCertificates,
     ClientCredential,
@@ -41,10 +43,6 @@ from sidecar.runtime import client_credential, make_idp_session
 __all__ = ["check_entra", "graph_default_scope"]
 
 _Say = Callable[[str], None]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
 
 _GRAPH_GLOBAL = "https://graph.microsoft.com/.default"
 # entra-reference §1 "National clouds": each cloud has its own Graph. A client-credentials
@@ -235,36 +233,16 @@ async def _explain(exc: OidcError, provider: EntraProvider) -> str:
         )
     if not isinstance(exc, ProviderRejected):
         return str(exc)
-    code = exc.aadsts
     ref = _reference(exc)
-    if code == 90002 or exc.error == "invalid_tenant":
-        return (
-            f"tenant {tenant} not found{ref}: check the primary domain or tenant ID "
-            f"(and the cloud/authority, {authority})"
-        )
-    if code == 90038:
-        return (
-            f"tenant {tenant} belongs to another national cloud{ref}: set sso.authority to "
-            f"that cloud's login host (now {authority})"
-        )
-    if code == 700016 or exc.error == "unauthorized_client":
-        return (
-            f"application (client) ID {provider.client_id} not found in tenant {tenant}{ref}: "
-            "check the client ID, and that the app is registered in this tenant"
-        )
-    if code == 7000215:
-        return (
-            f"invalid client secret{ref}: you may have sent the secret's ID instead of its "
-            "Value (Certificates & secrets → the Value column, shown only once)"
-        )
-    if code == 7000222:
-        return (
-            f"the client secret has expired{ref}: create a new secret and add it to "
-            "client_secret (list form, newest first) before removing the old"
-        )
-    assertion = await _assertion_problem(exc, provider, ref)
-    if assertion is not None:
-        return assertion
+    advice = explain_aadsts(
+        exc.aadsts,
+        exc.error,
+        tenant=tenant,
+        client_id=provider.client_id,
+        authority=authority,
+    )
+    if advice is not None:
+        return advice.sentence(ref) + await _particulars(exc, provider.credential)
     if exc.error == "invalid_client":
         return (
             f"client authentication refused{ref}: check the client secret Value under "
@@ -273,49 +251,15 @@ async def _explain(exc: OidcError, provider: EntraProvider) -> str:
     return f"Entra refused the {exc.endpoint} request: {exc.error}{ref}"
 
 
-# Learn [ERR]: the federated-credential refusals; each names the part that did not match.
-_FEDERATED_MISMATCH = {
-    70021: "no federated credential on the app matches this token",
-    700211: "no federated credential on the app has this token's issuer",
-    700212: "no federated credential on the app has this token's audience",
-    700213: "no federated credential on the app has this token's subject",
-}
-
-
-async def _assertion_problem(
-    exc: ProviderRejected, provider: EntraProvider, ref: str
-) -> str | None:
-    """The certificate and federated-token refusals (contract: Client credentials)."""
-    code = exc.aadsts
-    credential = provider.credential
-    if code == 700027:
-        if isinstance(credential, ClientCertificates):
-            prints = ", ".join(c.sha1_thumbprint for c in credential.certificates)
-            return (
-                f"Entra does not know the certificate that signed the client assertion{ref}: "
-                "upload the certificate (the .crt/.pem, public part only) under Certificates & "
-                f"secrets → Certificates of app {provider.client_id}, and check its "
-                f"thumbprint there against ours (SHA-1 {prints}); a certificate removed or "
-                "expired in Entra gives this too"
-            )
-        return (
-            f"Entra does not know the key that signed the client assertion{ref}: upload the "
-            "certificate to the app under Certificates & secrets → Certificates"
-        )
-    if code == 700024:
-        return (
-            f"the client assertion is outside its validity time{ref}: check this host's clock "
-            "(NTP); for a federated token, that the token file is being refreshed (kubelet "
-            "rewrites it; a copied token expires)"
-        )
-    if code in _FEDERATED_MISMATCH:
-        seen = await _federated_claims(credential)
-        return (
-            f"{_FEDERATED_MISMATCH[code]}{ref}: under Certificates & secrets → Federated "
-            f"credentials of app {provider.client_id}, the issuer, subject and audience must "
-            f"equal the token's exactly: {seen}"
-        )
-    return None
+async def _particulars(exc: ProviderRejected, credential: ClientCredential) -> str:
+    """What this host can add to the table's advice: the thumbprints of the certificates it
+    signs with, or the claims of the federated token it sends, to compare with Entra's."""
+    if exc.aadsts == 700027 and isinstance(credential, ClientCertificates):
+        prints = ", ".join(c.sha1_thumbprint for c in credential.certificates)
+        return f"; compare the thumbprints listed there with ours (SHA-1 {prints})"
+    if exc.aadsts in FEDERATED_MISMATCH:
+        return f": {await _federated_claims(credential)}"
+    return ""
 
 
 async def _federated_claims(credential: ClientCredential) -> str:

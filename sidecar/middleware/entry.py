@@ -21,7 +21,7 @@ from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_lis
 from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
 from sidecar.middleware.framing import framing_refusal
-from sidecar.pages.i18n import N_
+from sidecar.pages import errors
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
 from sidecar.store import StoreUnavailable
@@ -121,14 +121,7 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             refusal = framing_refusal(request) if maybe_refused else None
             if refusal is not None:
                 status = refusal.status
-                response = error_response(
-                    request,
-                    status=refusal.status,
-                    error=refusal.error,
-                    title="Bad request",
-                    message=refusal.message,
-                    request_id=request_id,
-                )
+                response = error_response(request, refusal)
                 response.force_close()
                 return response
             response = await handler(request)
@@ -141,14 +134,7 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             metrics.STORE_ERRORS.inc()
             logs.error("store_unavailable", request_id=request_id)
             status = 503
-            response = error_response(
-                request,
-                status=503,
-                error="store_unavailable",
-                title=N_("Sign-in is unavailable"),
-                message=N_("We cannot check your sign-in right now. Please try again in a minute."),
-                request_id=request_id,
-            )
+            response = error_response(request, errors.STORE_UNAVAILABLE)
             return response
         except Exception:
             logs.logger.exception("internal_error", extra={"fields": {"request_id": request_id}})
@@ -157,14 +143,7 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
                 # aiohttp's error handler closes the connection instead (http_errors).
                 raise
             status = 500
-            response = error_response(
-                request,
-                status=500,
-                error="internal_error",
-                title=N_("Something went wrong"),
-                message=N_("The sign-in service hit an unexpected error. Please try again."),
-                request_id=request_id,
-            )
+            response = error_response(request, errors.INTERNAL_ERROR)
             return response
         finally:
             IN_FLIGHT.dec()

@@ -21,29 +21,24 @@ belong to it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from aiohttp import HttpVersion10, HttpVersion11, hdrs, web
 
-
-class Refusal(NamedTuple):
-    status: int
-    error: str
-    message: str
+from sidecar.pages import errors
+from sidecar.pages.errors import PageError
 
 
-def framing_refusal(request: web.Request) -> Refusal | None:
+def framing_refusal(request: web.Request) -> PageError | None:
     """Why this request may not go on, or None."""
     version = request.version
     if version != HttpVersion11 and version != HttpVersion10:
-        return Refusal(505, "http_version_not_supported", "Only HTTP/1.0 and 1.1 are served.")
+        return errors.HTTP_VERSION_NOT_SUPPORTED
     headers = request.headers
     if hdrs.TRANSFER_ENCODING in headers:
         codings = headers.getall(hdrs.TRANSFER_ENCODING)
         if version == HttpVersion10:
-            return Refusal(400, "bad_framing", "HTTP/1.0 requests cannot be chunked.")
+            return errors.CHUNKED_HTTP_1_0
         if ",".join(codings).strip().lower() != "chunked":
-            return Refusal(501, "transfer_coding_not_supported", "Only chunked is supported.")
+            return errors.TRANSFER_CODING_NOT_SUPPORTED
     if "#" in request.raw_path:
-        return Refusal(400, "bad_target", "A request target cannot hold a fragment (#).")
+        return errors.FRAGMENT_IN_TARGET
     return None

@@ -18,7 +18,7 @@ from sidecar.auth.decision import ANONYMOUS, SIGNED_IN, Decision, Verdict, decid
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.auth.signup_routes import render_signup
 from sidecar.request_scope import SCOPE
-from sidecar.responses import is_navigation, json_response, redirect
+from sidecar.responses import is_navigation, login_required, redirect, signup_required
 
 
 def session_middleware(*, sso: SsoServices) -> Middleware:
@@ -55,9 +55,9 @@ async def _refusal(request: web.Request, decision: Decision) -> web.StreamRespon
         target = routes.login_url(ctx.target)
         if is_navigation(request):
             return redirect(target)
-        return json_response({"error": "login_required", "login_url": target}, status=401)
+        return login_required(target)
     if is_navigation(request):
         assert decision.state is not None
         # The contract: a navigation gets the signup screen itself, here.
         return await render_signup(request, decision.state, safe_redirect_target(ctx.target))
-    return json_response({"error": "signup_required", "signup_url": routes.SIGNUP}, status=403)
+    return signup_required()

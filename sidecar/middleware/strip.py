@@ -16,8 +16,7 @@ def strip_middleware() -> Middleware:
         ctx = request[SCOPE]
         headers = end_to_end(request.headers, also_drop=("host", REQUEST_ID))
         # The Cookie lines first (in any case): never an identity header, so the check
-        # below need not weigh their name (1,600 instructions a signed-in request,
-        # `make bench-instructions`).
+        # below need not weigh their name, which every signed-in request would pay.
         cookie_lines = headers.popall("Cookie", None)
         # SECURITY: client-sent identity headers die here, in every spelling and every
         # duplicate, on every path and tenant (see sidecar.headers.CLIENT_MAY_NOT_SEND).

@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.headers import FORWARDED_HOST, last_listed
-from sidecar.pages.i18n import N_
+from sidecar.pages import errors
 from sidecar.request_scope import SCOPE
 from sidecar.responses import error_response
 from sidecar.tenants import BadHost, TenantTableRef, parse_host
@@ -23,26 +23,12 @@ def tenant_middleware(*, tenants: TenantTableRef) -> Middleware:
         try:
             host = parse_host(host_values)
         except BadHost as exc:
-            return error_response(
-                request,
-                status=400,
-                error="bad_host",
-                title=N_("Bad request"),
-                message=f"{exc}.",
-                request_id=ctx.request_id,
-            )
+            return error_response(request, errors.BAD_HOST, message_args={"reason": exc})
         # SECURITY: only the Host header chooses the tenant, never an absolute-form
         # request target (RFC 9112 §3.2.2 says to prefer it; we refuse to let it pick).
         found = tenants.table.lookup(host)
         if found is None:
-            return error_response(
-                request,
-                status=421,
-                error="unknown_host",
-                title=N_("Unknown service desk"),
-                message=N_("This address is not a TicketLog service desk served here."),
-                request_id=ctx.request_id,
-            )
+            return error_response(request, errors.UNKNOWN_HOST)
         ctx.tenant = found
         ctx.public_host = f"{found.host}:{host.port}" if host.port else found.host
         ctx.forwarded_host = host_values[0].strip()

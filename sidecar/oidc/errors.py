@@ -5,7 +5,7 @@ token, an authorization code, a client secret or Entra's free-text
 ``error_description`` (which can quote request parameters). The web layer maps
 the classes to pages: ``ProviderUnavailable`` and ``InvalidIdToken`` to 502,
 ``ProviderRejected`` by its ``error`` (Learn [ERR]: branch on ``error``, log the
-AADSTS codes and ``correlation_id`` for admins).
+AADSTS codes and ``correlation_id`` for admins, explained by ``sidecar.oidc.aadsts``).
 """
 
 from __future__ import annotations

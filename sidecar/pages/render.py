@@ -17,6 +17,7 @@ name, logo, accent colour and support contact.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -103,6 +104,7 @@ def error_page(
     title: str,
     message: str,
     status: int,
+    message_args: Mapping[str, object] | None = None,
     request_id: str | None = None,
     details: str | None = None,
     action_url: str | None = None,
@@ -114,7 +116,8 @@ def error_page(
     """The error page (400/403/421/429/502/503/504 ...), in ``lang``.
 
     ``title`` and ``message`` are English catalogue messages, translated here (text
-    not in the catalogue is shown as given). ``details`` (technical text, e.g. an
+    not in the catalogue is shown as given); a message holding ``%(name)s`` placeholders
+    is filled in from ``message_args`` after translation. ``details`` (technical text, e.g. an
     AADSTS code) is shown in a collapsed "Technical details" section only when
     given; ``action_url`` becomes a button link labelled ``action_label`` (default
     "Continue"); ``sign_in_url`` becomes "Sign in again"; ``request_id`` is shown as
@@ -122,12 +125,15 @@ def error_page(
     set one, its support contact.
     """
     translate = language(lang).gettext
+    shown = translate(message)
+    if message_args is not None:
+        shown = shown % message_args
     return render_page(
         "error.html",
         lang=lang,
         look=look,
         title=translate(title),
-        message=translate(message),
+        message=shown,
         status=status,
         request_id=request_id,
         details=details,

@@ -84,10 +84,32 @@ ACCESS_FIELDS = web.RequestKey("access_fields", dict)
 OWN_ROUTES = frozenset(routes.ALL)
 
 
+def _unparsed_request_fields(
+    request: web.BaseRequest, response: web.StreamResponse, seconds: float
+) -> dict[str, object]:
+    """The line of a request that never reached the pipeline. SECURITY: without its method
+    and target: they are what failed to parse, and may hold a session cookie or an
+    authorization code (sidecar.http_errors)."""
+    return {
+        "request_id": None,
+        "tenant": "-",
+        "method": "-",
+        "path": "-",
+        "status": response.status,
+        "bytes": response.content_length or 0,
+        "duration_ms": round(seconds * 1000, 2),
+        "upstream_ms": None,
+        "client_ip": request.remote,
+    }
+
+
 class RequestLogger(AbstractAccessLogger):
     """aiohttp's access-log hook, called after each answer was sent: writes the line the
     entry middleware prepared, with the body bytes actually sent, and times the answers
-    the sidecar gave itself (nothing forwarded to the desk)."""
+    the sidecar gave itself (nothing forwarded to the desk).
+
+    A request aiohttp refused before any middleware ran (it could not parse it) has a
+    line too, so the log shows every answer the listener gave."""
 
     @property
     def enabled(self) -> bool:
@@ -96,9 +118,10 @@ class RequestLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         fields = request.get(ACCESS_FIELDS)
         if fields is None:
-            return  # not through the pipeline (an unparseable request; logged elsewhere)
+            fields = _unparsed_request_fields(request, response, time)
         ctx = request.get(SCOPE)
-        fields["bytes"] = ctx.body_bytes if ctx is not None else 0
+        if ctx is not None:
+            fields["bytes"] = ctx.body_bytes
         if fields.get("upstream_ms") is None:
             path = fields.get("path", "")
             route = path if path in OWN_ROUTES else "other"

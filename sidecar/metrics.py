@@ -112,6 +112,18 @@ IDP_FETCHES = Counter(
 )
 
 
+_REQUEST_COUNTERS: dict[tuple[str, str, int], Counter] = {}
+
+
+def count_request(tenant: str, method: str, status: int) -> None:
+    """REQUESTS, with each label set's child looked up once (labels() is slow)."""
+    key = (tenant, method, status // 100)
+    child = _REQUEST_COUNTERS.get(key)
+    if child is None:
+        child = _REQUEST_COUNTERS[key] = REQUESTS.labels(tenant, method, f"{key[2]}xx")
+    child.inc()
+
+
 def count_idp_fetch(tenant: str, document: Document, result: FetchResult) -> None:
     IDP_FETCHES.labels(tenant, document, result).inc()
 

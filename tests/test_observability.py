@@ -106,6 +106,30 @@ async def test_the_server_header_names_no_python_or_aiohttp_version() -> None:
         assert b"Python" not in reply
 
 
+async def test_a_request_refused_before_the_pipeline_has_an_access_line_without_its_bytes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with (
+        serve_app(make_desk_app()) as desk,
+        run_sidecar(_sso_config(desk)) as sidecar,
+    ):
+        ACCESS_LOG.flush()  # lines of requests before this test's
+        capsys.readouterr()
+        reply = await raw_http(
+            sidecar.listeners.public_port,
+            b"GET /.sso/callback?code=secret-code HTTP/1.1\r\nHost: x\r\n"
+            b"Cookie: tlsso=secret-session\r\nBad Header: y\r\n\r\n",
+        )
+        assert reply.split(b" ", 2)[1] == b"400", reply[:40]
+    ACCESS_LOG.flush()
+    err = capsys.readouterr().err
+    [line] = [line for line in _lines(err) if line["event"] == "request"]
+    assert (line["status"], line["method"], line["path"], line["tenant"]) == (400, "-", "-", "-")
+    assert line["bytes"] == len(reply.split(b"\r\n\r\n", 1)[1])
+    assert line["client_ip"] == "127.0.0.1"
+    assert "secret" not in err
+
+
 async def test_metrics_carry_build_info_process_metrics_and_own_answer_latency() -> None:
     async with (
         serve_app(make_desk_app()) as desk,

@@ -1,23 +1,18 @@
-"""Step 1, the entry: framing checks; request id, client address and public scheme;
-the request metrics and access-log fields; last-resort errors."""
+"""Step 1, the entry: the request scope opened (sidecar.forwarded says who sent the
+request) and closed (request metrics, access-log fields), framing refusals first, and
+the last-resort answers to errors no later step handled."""
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
-import re
-import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler, Middleware
-from yarl import URL
 
 from sidecar import logs, metrics
 from sidecar.access_log import ACCESS_FIELDS
-from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_listed
+from sidecar.forwarded import Network, origin_form, sender_of
 from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
 from sidecar.middleware.framing import framing_refusal
@@ -26,77 +21,11 @@ from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
 from sidecar.store import StoreUnavailable
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
-    if not trusted:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in trusted)
-
-
-def _client_ip(peer: str, forwarded_for: list[str], trusted: Sequence[Network]) -> str:
-    """The first address, from the right, that is not a trusted proxy (the real client)."""
-    hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer
-    return hops[0] if hops else peer
-
-
-def origin_form(raw_target: str) -> str:
-    """The path and query of a request target, also for absolute-form (RFC 9112 §3.2.2)."""
-    if raw_target.startswith("/"):
-        return raw_target
-    url = URL(raw_target, encoded=True)
-    return url.raw_path_qs if url.is_absolute() else "/"
-
-
-# Request ids: a random per-process prefix and a counter. Unique across replicas and
-# restarts in practice, and without the system call uuid4() makes per request.
-_ID_PREFIX = secrets.token_hex(6)
-_ids = itertools.count(1)
-
-
-def next_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ids):010x}"
-
-
-_REQUEST_COUNTERS: dict[tuple[str, str, int], Any] = {}
-
-
-def requests_counter(tenant: str, method: str, status: int) -> Any:
-    """The labelled counter child, looked up once per label set (labels() is slow)."""
-    key = (tenant, method, status // 100)
-    child = _REQUEST_COUNTERS.get(key)
-    if child is None:
-        child = _REQUEST_COUNTERS[key] = metrics.REQUESTS.labels(tenant, method, f"{key[2]}xx")
-    return child
-
 
 def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
     @web.middleware
     async def scope(request: web.Request, handler: Handler) -> web.StreamResponse:
-        peer = request.remote or ""
-        trusted = _is_trusted(peer, trusted_proxies)
-        # SECURITY: forwarding headers are believed only from a configured proxy; anyone
-        # else could claim any client address or https (spoofed X-Forwarded-*).
-        if trusted:
-            client_ip = _client_ip(peer, request.headers.getall(FORWARDED_FOR, []), trusted_proxies)
-            proto = last_listed(request.headers, FORWARDED_PROTO).lower()
-            scheme = proto if proto in ("http", "https") else request.scheme
-            given_id = request.headers.get(REQUEST_ID, "")
-            request_id = given_id if _REQUEST_ID.match(given_id) else next_request_id()
-        else:
-            client_ip, scheme, request_id = peer, request.scheme, next_request_id()
+        client_ip, scheme, request_id, trusted = sender_of(request, trusted_proxies)
         ctx = RequestScope(
             request_id=request_id,
             client_ip=client_ip,
@@ -148,7 +77,7 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
         finally:
             IN_FLIGHT.dec()
             tenant = ctx.tenant.host if ctx.tenant else "-"
-            requests_counter(tenant, request.method, status).inc()
+            metrics.count_request(tenant, request.method, status)
             duration = time.monotonic() - ctx.started
             upstream = ctx.upstream_seconds
             # Written once the answer is sent (access_log.RequestLogger), with its bytes.

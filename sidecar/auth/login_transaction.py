@@ -5,6 +5,12 @@ It is never kept server-side. `/.sso/login` seals it (Fernet under the
 named after the state, so each tab's attempt has one; the callback opens it.
 A cookie another release sealed (a rolling deploy, or a sign-in started just
 before an upgrade) opens too: the record is versioned (sidecar/store/records.py).
+
+Why not in the aiohttp-session session (sidecar.sign_in): that session is one per
+browser, under one cookie, while a browser may have several sign-ins under way at
+once (a tab each, each with its own state, nonce and PKCE verifier); one of them
+finishing must not overwrite another's. And a sign-in starts before anyone is known:
+keeping its transaction in the store would let anonymous clients write to it at will.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import Counter
 from yarl import URL
 
 from sidecar import logs, metrics
@@ -70,10 +70,10 @@ def next_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ids):010x}"
 
 
-_REQUEST_COUNTERS: dict[tuple[str, str, int], Any] = {}
+_REQUEST_COUNTERS: dict[tuple[str, str, int], Counter] = {}
 
 
-def requests_counter(tenant: str, method: str, status: int) -> Any:
+def requests_counter(tenant: str, method: str, status: int) -> Counter:
     """The labelled counter child, looked up once per label set (labels() is slow)."""
     key = (tenant, method, status // 100)
     child = _REQUEST_COUNTERS.get(key)
@@ -168,7 +168,11 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             return response
         finally:
             IN_FLIGHT.dec()
-            tenant = ctx.tenant.host if ctx.tenant else "-"
+            # Every request passes here: a try costs nothing when the tenant is set.
+            try:
+                tenant = ctx.tenant.host
+            except AttributeError:  # answered before the tenant step chose one
+                tenant = "-"
             requests_counter(tenant, request.method, status).inc()
             duration = time.monotonic() - ctx.started
             upstream = ctx.upstream_seconds

@@ -39,9 +39,9 @@ async def _accepts_connections(host: str, port: int) -> bool:
 async def desks_answer(runtime: Runtime) -> bool:
     """Every tenant's desk accepts a connection (tenants without an upstream skipped)."""
     addresses = {
-        (t.upstream.host, t.upstream.port)
+        (url.host, url.port)
         for t in runtime.tenants.table
-        if getattr(t, "upstream", None) is not None and t.upstream.host and t.upstream.port
+        if (url := t.upstream) is not None and url.host and url.port
     }
     results = await asyncio.gather(*(_accepts_connections(h, p) for h, p in addresses))
     return all(results)

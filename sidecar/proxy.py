@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from prometheus_client import Histogram
 from yarl import URL
 
 from sidecar import logs, metrics
+from sidecar.desk_wire import Origin, UnsendableRequest
 from sidecar.headers import FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, REQUEST_ID, end_to_end
 from sidecar.pages import errors
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
-from sidecar.upstream import (
-    Origin,
-    UnsendableRequest,
-    UpstreamError,
-    UpstreamPool,
-    UpstreamResponse,
-)
+from sidecar.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 
 _WS_HANDSHAKE = frozenset(
     {
@@ -112,7 +107,7 @@ def report_desync(origin: Origin, what: str) -> None:
 
 
 def _failure(request: web.Request, ctx: RequestScope, exc: BaseException) -> web.Response:
-    tenant = ctx.tenant.host if ctx.tenant else "-"
+    tenant = ctx.tenant.host
     timed_out = isinstance(exc, asyncio.TimeoutError | TimeoutError)
     kind = "timeout" if timed_out else type(exc).__name__
     metrics.UPSTREAM_ERRORS.labels(tenant, kind).inc()
@@ -124,7 +119,6 @@ def _failure(request: web.Request, ctx: RequestScope, exc: BaseException) -> web
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     headers = _forwarding_headers(ctx, request)
     if _is_websocket(request):
         if not _valid_handshake(request):
@@ -195,7 +189,6 @@ async def _streamed_response(
     upstream: UpstreamResponse,
     headers: CIMultiDict[str],
 ) -> web.StreamResponse:
-    assert ctx.tenant is not None
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     response.headers.extend(headers)
     if request.version < aiohttp.HttpVersion11 and upstream.content_length is None:
@@ -232,10 +225,10 @@ async def _streamed_response(
     return response
 
 
-_LATENCY: dict[str, Any] = {}
+_LATENCY: dict[str, Histogram] = {}
 
 
-def latency_histogram(tenant: str) -> Any:
+def latency_histogram(tenant: str) -> Histogram:
     child = _LATENCY.get(tenant)
     if child is None:
         child = _LATENCY[tenant] = metrics.UPSTREAM_LATENCY.labels(tenant)
@@ -255,7 +248,6 @@ async def _proxy_websocket(
     url: URL,
     headers: CIMultiDict[str],
 ) -> web.StreamResponse:
-    assert ctx.tenant is not None
     protocols = [
         p.strip()
         for value in request.headers.getall("Sec-WebSocket-Protocol", [])

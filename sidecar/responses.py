@@ -53,9 +53,10 @@ def page_language(request: web.Request) -> str:
 def page_look(request: web.Request) -> PageLook:
     """The look of the request's tenant (the default before a tenant is known)."""
     ctx = request.get(SCOPE)
-    if ctx is None or ctx.tenant is None:
+    tenant = None if ctx is None else ctx.known_tenant
+    if tenant is None:
         return DEFAULT_LOOK
-    return look_of(ctx.tenant.config)
+    return look_of(tenant.config)
 
 
 def sign_in_again_url(request: web.Request, rd: str | None = None) -> str | None:
@@ -64,7 +65,8 @@ def sign_in_again_url(request: web.Request, rd: str | None = None) -> str | None
     None where signing in is not ours to offer (no tenant yet, or an SSO-less tenant).
     """
     ctx = request.get(SCOPE)
-    if ctx is None or ctx.tenant is None or not ctx.tenant.has_sso:
+    tenant = None if ctx is None else ctx.known_tenant
+    if ctx is None or tenant is None or not tenant.has_sso:
         return None
     if rd is None:
         rd = ctx.target if request.method in ("GET", "HEAD") else "/"

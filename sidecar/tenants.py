@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 from yarl import URL
 
 from sidecar.config.model import TenantConfig, normalize_host
-from sidecar.upstream import Origin
+from sidecar.desk_wire import Origin
+
+if TYPE_CHECKING:
+    from sidecar.oidc.provider import EntraProvider
 
 # A reg-name or bracketed IPv6 literal, then an optional port (RFC 9110 §7.2, RFC 3986 §3.2.2).
 _HOST_HEADER = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::(\d{1,5}))?$")
@@ -27,8 +30,11 @@ class RequestHost:
     port: str | None
 
 
-_PARSED: dict[str, RequestHost] = {}
-_PARSED_MAX = 4096
+# How many parsed Host values are kept. The same few real values arrive again and
+# again; the least recently used goes first, so values nobody repeats (a client sending
+# junk ones) push out only each other, and a real host first seen after such a flood is
+# still kept.
+HOST_CACHE_SIZE = 4096
 
 
 def parse_host(values: list[str]) -> RequestHost:
@@ -40,20 +46,25 @@ def parse_host(values: list[str]) -> RequestHost:
     """
     if len(values) != 1:
         raise BadHost("missing Host header" if not values else "repeated Host header")
-    known = _PARSED.get(values[0])
-    if known is not None:  # the same few Host values arrive again and again
-        return known
-    value = values[0].strip()
+    return _parse_host_value(values[0])
+
+
+@lru_cache(maxsize=HOST_CACHE_SIZE)
+def _parse_host_value(raw: str) -> RequestHost:
+    # Pure, so its answers can be cached; a malformed value raises and is not cached.
+    value = raw.strip()
     match = _HOST_HEADER.match(value)
     if not value or not match:
         raise BadHost("malformed Host header")
     name = normalize_host(match.group(1))
     if not name or name.startswith(".") or name.endswith(".") or ".." in name:
         raise BadHost("malformed Host header")
-    parsed = RequestHost(name=name, port=match.group(2))
-    if len(_PARSED) < _PARSED_MAX:
-        _PARSED[values[0]] = parsed
-    return parsed
+    return RequestHost(name=name, port=match.group(2))
+
+
+# The cache's hits, misses, bound and size, for tests and diagnostics to read without
+# reaching into the module's private names.
+host_cache_info = _parse_host_value.cache_info
 
 
 class LazySso:
@@ -67,18 +78,17 @@ class LazySso:
 
     __slots__ = ("_make", "_provider")
 
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self._make: Callable[[], Any] | None = make
-        self._provider: Any = None
+    def __init__(self, make: Callable[[], EntraProvider]) -> None:
+        self._make = make
+        self._provider: EntraProvider | None = None
 
-    def get(self) -> Any:
-        if self._make is not None:
+    def get(self) -> EntraProvider:
+        if self._provider is None:
             self._provider = self._make()
-            self._make = None
         return self._provider
 
     @property
-    def built(self) -> Any:
+    def built(self) -> EntraProvider | None:
         """The provider when it has been built, else None (nothing to close)."""
         return self._provider
 
@@ -93,7 +103,7 @@ class Tenant:
     lazy_sso: LazySso | None = field(default=None, compare=False)
 
     @property
-    def sso(self) -> Any:
+    def sso(self) -> EntraProvider | None:
         """The sign-in provider (None without an sso block)."""
         return None if self.lazy_sso is None else self.lazy_sso.get()
 
@@ -138,7 +148,7 @@ class TenantTable:
         """The tenant of a configured (normalised) host name."""
         return self._by_host.get(host)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Tenant]:
         return iter(self._by_host.values())
 
     def __len__(self) -> int:

@@ -43,13 +43,13 @@ import select
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import cast
 
 import httptools
 from aiohttp import StreamReader
 from multidict import CIMultiDict
-from yarl import URL
+
+from sidecar.desk_wire import HeadBlock, Origin, UnsendableRequest, only_line_ends
 
 # Response heads larger than this are refused (aiohttp's client allows 8 KiB a line).
 MAX_HEAD_BYTES = 64 * 1024
@@ -99,44 +99,6 @@ _STANDARD_REASONS = {s.phrase.encode(): s.phrase for s in http.HTTPStatus}
 _IDLE_TIMEOUT_NOTICE = (b"HTTP/1.1 408", b"HTTP/1.0 408")
 
 
-class UnsendableRequest(ValueError):
-    """The request head would not be one valid HTTP/1.1 head; nothing was sent."""
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    scheme: str
-    host: str
-    port: int
-
-    @classmethod
-    def of(cls, url: URL) -> Origin:
-        assert url.host is not None
-        assert url.port is not None
-        return cls(url.scheme, url.host, url.port)
-
-
-def _only_line_ends(text: str, lines: int) -> bool:
-    """SECURITY: header injection and request splitting (RFC 9112 §2.2, §5): the only CR
-    and LF in `text` are the ends of its `lines` lines, and there is no NUL."""
-    return text.count("\n") == lines and text.count("\r") == lines and "\0" not in text
-
-
-@dataclass(frozen=True, slots=True)
-class HeadBlock:
-    """Header lines serialised and checked once, for a set sent on many requests
-    (the identity headers of a signed-in user)."""
-
-    data: bytes
-
-    @classmethod
-    def of(cls, headers: CIMultiDict[str]) -> HeadBlock:
-        text = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        if not _only_line_ends(text, len(headers)):
-            raise UnsendableRequest("a header has a line break or NUL")
-        return cls(text.encode("utf-8", "surrogateescape"))
-
-
 def request_head(
     method: str,
     target: str,
@@ -155,7 +117,7 @@ def request_head(
         fields.append("Transfer-Encoding: chunked")
     fields.append("")
     head = f"{method} {target} HTTP/1.1\r\n" + "\r\n".join(fields)
-    if not _only_line_ends(head, len(fields)) or " " in target or not target.startswith("/"):
+    if not only_line_ends(head, len(fields)) or " " in target or not target.startswith("/"):
         raise UnsendableRequest("the request head has a line break or NUL in a field")
     # Values came from aiohttp's parser as UTF-8 with surrogate escapes: the same bytes go on.
     wire = head.encode("utf-8", "surrogateescape")

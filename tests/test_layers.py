@@ -29,6 +29,18 @@ ROUTES = "sidecar.routes"
 #: imports it lazily and explains itself when it is absent.
 DEV_IMPORTERS_ALLOWED = frozenset({("sidecar.cli", "cmd_demo")})
 
+#: The desk client (its connection pool and response parser), and the plain values of
+#: its wire format that the tenant table and the identity headers need instead.
+DESK_CLIENT = "sidecar.upstream"
+DESK_WIRE = "sidecar.desk_wire"
+
+#: Who may import the desk client: the proxy, which sends through it, and the runtime,
+#: which opens and closes its pool.
+DESK_CLIENT_IMPORTERS_ALLOWED = frozenset({"sidecar.proxy", "sidecar.runtime"})
+
+#: The generic store, which knows nothing of ours but itself.
+STORE = "sidecar.store"
+
 
 @dataclass(frozen=True)
 class Import:
@@ -113,6 +125,20 @@ def violations(found: list[Import]) -> Iterator[str]:
                 yield f"{where}: the core never depends on development code"
         if imp.module == ROUTES and _within(imp.name, "sidecar"):
             yield f"{where}: the route paths import nothing of ours, so every layer may use them"
+        if imp.module == DESK_WIRE and _within(imp.name, "sidecar"):
+            yield f"{where}: the desk's wire values import nothing of ours, so any layer may use them"
+        if (
+            _within(imp.name, DESK_CLIENT)
+            and imp.module != DESK_CLIENT
+            and imp.module not in DESK_CLIENT_IMPORTERS_ALLOWED
+        ):
+            yield f"{where}: only the proxy and the runtime use the desk client ({DESK_WIRE} has its types)"
+        if (
+            _within(imp.module, STORE)
+            and _within(imp.name, "sidecar")
+            and not _within(imp.name, STORE)
+        ):
+            yield f"{where}: the store imports nothing of ours outside {STORE}"
         if (
             _within(imp.name, DEV)
             and not _within(imp.module, DEV)
@@ -159,6 +185,19 @@ def test_the_demo_command_is_the_only_way_into_dev() -> None:
     assert into_dev == DEV_IMPORTERS_ALLOWED
 
 
+def test_only_the_proxy_and_the_runtime_use_the_desk_client() -> None:
+    users = {
+        imp.module
+        for imp in all_imports()
+        if _within(imp.name, DESK_CLIENT) and imp.module != DESK_CLIENT
+    }
+    # Both really do import it, so the rule is checked against live imports; a new user
+    # is a change to DESK_CLIENT_IMPORTERS_ALLOWED and docs/architecture.md together.
+    assert users == DESK_CLIENT_IMPORTERS_ALLOWED
+    wire_users = {imp.module for imp in all_imports() if _within(imp.name, DESK_WIRE)}
+    assert {"sidecar.tenants", "sidecar.auth.identity", DESK_CLIENT} <= wire_users
+
+
 # -- the checker finds each kind of violation --------------------------------------
 
 
@@ -181,6 +220,14 @@ def test_the_demo_command_is_the_only_way_into_dev() -> None:
         ("sidecar.cli", "from sidecar.dev.demo import run_demo\n", "production image"),
         ("sidecar.auth.login", "from ..dev import entra\n", "production image"),
         ("sidecar.routes", "from sidecar.request_scope import SCOPE\n", "route paths"),
+        ("sidecar.tenants", "from sidecar.upstream import Origin\n", "desk client"),
+        ("sidecar.auth.identity", "from ..upstream import HeadBlock\n", "desk client"),
+        ("sidecar.auth.login", "from sidecar import upstream\n", "desk client"),
+        ("sidecar.middleware.tenant", "def f():\n    import sidecar.upstream\n", "desk client"),
+        ("sidecar.desk_wire", "from sidecar.headers import HOP_BY_HOP\n", "wire values"),
+        ("sidecar.store.memory", "from sidecar.config.model import StoreConfig\n", "store"),
+        ("sidecar.store.redis_store", "from .. import logs\n", "store"),
+        ("sidecar.store", "def f():\n    from sidecar.sessions import Session\n", "store"),
     ],
 )
 def test_a_violation_is_reported(module: str, source: str, reason: str) -> None:
@@ -201,6 +248,14 @@ def test_a_violation_is_reported(module: str, source: str, reason: str) -> None:
         ("sidecar.dev.demo", "from sidecar.dev.entra import make_entra\n"),
         ("sidecar.routes", "from urllib.parse import quote\n"),
         ("sidecar.oidc.provider", "from sidecar import routes\n"),
+        ("sidecar.proxy", "from sidecar.upstream import UpstreamPool\n"),
+        ("sidecar.runtime", "from sidecar.upstream import UpstreamPool\n"),
+        ("sidecar.upstream", "from sidecar.desk_wire import HeadBlock\n"),
+        ("sidecar.tenants", "from sidecar.desk_wire import Origin\n"),
+        ("sidecar.auth.identity", "from ..desk_wire import HeadBlock\n"),
+        ("sidecar.desk_wire", "from yarl import URL\n"),
+        ("sidecar.store.memory", "from sidecar.store import Members, Store\n"),
+        ("sidecar.store.redis_store", "from .base import StoreUnavailable\n"),
     ],
 )
 def test_allowed_imports_pass(module: str, source: str) -> None:

@@ -80,6 +80,43 @@ async def test_access_log_bytes_are_the_body_bytes_sent(
     assert by_path[("HEAD", "/download", 200)] == [0]
 
 
+def _get(target: str, host: str) -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+
+
+async def test_requests_answered_before_a_tenant_is_chosen_are_logged_under_a_dash(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with (
+        serve_app(make_desk_app()) as desk,
+        run_sidecar(_sso_config(desk)) as sidecar,
+    ):
+        capsys.readouterr()
+        port = sidecar.listeners.public_port
+        # The entry step refuses the first before any Host is read, the tenant step the
+        # next two; the last one is answered for the tenant.
+        fragment = await raw_http(port, _get("/fragment#x", HOST))
+        bad_host = await raw_http(port, _get("/bad-host", f"{HOST}:port"))
+        unknown = await raw_http(port, _get("/unknown", "unknown.example"))
+        served = await raw_http(port, _get("/.sso/jwks.json", HOST))
+    ACCESS_LOG.flush()
+    logged = {
+        line["path"]: (line["status"], line["tenant"])
+        for line in _lines(capsys.readouterr().err)
+        if line["event"] == "request"
+    }
+    assert fragment.startswith(b"HTTP/1.1 400 ")
+    assert bad_host.startswith(b"HTTP/1.1 400 ")
+    assert unknown.startswith(b"HTTP/1.1 421 ")
+    assert served.startswith(b"HTTP/1.1 200 ")
+    assert logged == {
+        "/fragment#x": (400, "-"),
+        "/bad-host": (400, "-"),
+        "/unknown": (421, "-"),
+        "/.sso/jwks.json": (200, HOST),
+    }
+
+
 async def test_the_server_header_names_no_python_or_aiohttp_version() -> None:
     async with (
         serve_app(make_desk_app()) as desk,

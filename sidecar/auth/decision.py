@@ -66,7 +66,6 @@ def decide_now(
     cookie, a cached sign-in), else None. A plain function: the proxy's hot path makes
     no coroutine for it."""
     tenant = ctx.tenant
-    assert tenant is not None
     if not tenant.has_sso:
         return ANONYMOUS
     path = _matching_path(tenant.config, target)
@@ -90,7 +89,6 @@ async def decide(
     known = decide_now(ctx, sso, target=target, method=method, headers=headers)
     if known is not None:
         return known
-    assert ctx.tenant is not None
     state = await sign_in.load(request, shared=True)
     return _given(ctx, state, _matching_path(ctx.tenant.config, target), method, headers)
 
@@ -116,7 +114,6 @@ def _given(
         # is verified; other requests keep the verified address meanwhile.
         return Decision(Verdict.SIGNUP, state=state)
     ctx.identity = state.identity
-    assert ctx.tenant is not None
     logout_paths = ctx.tenant.config.logout_paths
     if logout_paths and under_prefix(path, logout_paths):
         return AT_DESK_LOGOUT

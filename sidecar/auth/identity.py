@@ -18,9 +18,9 @@ from multidict import CIMultiDict
 
 from sidecar import headers as h
 from sidecar import routes
+from sidecar.desk_wire import HeadBlock
 from sidecar.request_scope import RequestScope
 from sidecar.secret_keys import DerivedKeys
-from sidecar.upstream import HeadBlock
 
 ASSERTION_LIFETIME = 300
 REUSE_FOR = 60
@@ -41,8 +41,7 @@ class Identity:
     name: str | None
     roles: tuple[str, ...] | None = None  # the ID token's app roles; None: no roles claim
     # The signer's header sets for this very object, by (scheme, public host): the hot
-    # path finds them without hashing and comparing identities field by field, which
-    # showed in the signed-in path's instruction count (docs/performance.md).
+    # path finds them without hashing and comparing identities field by field.
     _signed: dict[tuple[str, str], IdentityHeaders] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -82,7 +81,8 @@ class AssertionSigner:
     def headers_for(self, ctx: RequestScope) -> IdentityHeaders:
         """The identity headers of a signed-in request (ctx.identity), with a fresh enough
         assertion for its public origin. The caller must not edit them."""
-        identity: Identity = ctx.identity
+        identity = ctx.identity
+        assert identity is not None  # called for signed-in requests only
         # The request's arrival time: no clock read per request on the hot path.
         now = ctx.started
         # The public host names the tenant (the audience) and, with the scheme, the issuer.
@@ -99,7 +99,6 @@ class AssertionSigner:
         cache_key = (identity, *site)
         built = self._cache.get(cache_key)
         if built is None or now >= built.fresh_until:
-            assert ctx.tenant is not None
             issuer = ctx.public_origin + routes.ISSUER_PATH
             fields = identity_headers(identity, self._sign(identity, issuer, ctx.tenant.host))
             built = IdentityHeaders(now + REUSE_FOR, fields, HeadBlock.of(fields))

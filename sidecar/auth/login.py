@@ -15,9 +15,9 @@ import hmac
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from sidecar import logs, metrics, routes, sign_in
 from sidecar.auth.context import SSO
@@ -61,7 +61,7 @@ _CONSENT_DECLINED = 65004
 
 def _provider(tenant: Tenant) -> EntraProvider:
     provider = tenant.sso
-    assert isinstance(provider, EntraProvider)
+    assert provider is not None  # the own-routes step offers sign-in only with an sso block
     return provider
 
 
@@ -84,7 +84,6 @@ def _failure(
     message_args: Mapping[str, object] | None = None,
 ) -> web.Response:
     """The error page of a failed sign-in: its "Sign in again" keeps the user's `rd`."""
-    assert ctx.tenant is not None
     metrics.SIGN_INS.labels(ctx.tenant.host, result).inc()
     return error_response(request, page, message_args=message_args, force_html=True, rd=rd)
 
@@ -98,7 +97,6 @@ def _bad_callback(
 async def login(request: web.Request) -> web.StreamResponse:
     """Always starts a fresh sign-in (contract), remembering a safe `rd`."""
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     sso = request.app[SSO]
     provider = _provider(ctx.tenant)
     rd = safe_redirect_target(request.query.get("rd"))
@@ -159,7 +157,7 @@ def _forget_old_transactions(
         clear_cookie(response, ctx, base)
 
 
-def _single_params(params: Any) -> dict[str, str] | None:
+def _single_params(params: MultiMapping[object]) -> dict[str, str] | None:
     """The callback's parameters, or None when one is repeated (parameter pollution)."""
     out: dict[str, str] = {}
     for key in params:
@@ -172,7 +170,6 @@ def _single_params(params: Any) -> dict[str, str] | None:
 
 async def callback(request: web.Request) -> web.StreamResponse:
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     sso = request.app[SSO]
     provider = _provider(ctx.tenant)
     host = ctx.tenant.host
@@ -226,7 +223,6 @@ async def _finished_sign_in(
     is used but its state, so its code is never redeemed and no session is made or
     changed; the landing is a same-host path checked again by safe_redirect_target.
     A state never used, or a browser without a session, gets the error as before."""
-    assert ctx.tenant is not None
     landing = await request.app[SSO].store.get(_used_state_key(state))
     if landing is None:
         return None
@@ -244,7 +240,6 @@ async def _complete(
     params: dict[str, str],
     transaction: LoginTransaction,
 ) -> web.StreamResponse:
-    assert ctx.tenant is not None
     sso = request.app[SSO]
     host = ctx.tenant.host
     rd = safe_redirect_target(transaction.rd)
@@ -320,7 +315,6 @@ async def _refuse_without_role(
     """With ``sso.allowed_roles`` set, a user whose ID token holds none of them gets a 403
     page and no session (contract: App roles); a session this browser still has ends
     too, so a user whose role was removed is out at the next sign-in."""
-    assert ctx.tenant is not None
     sso_config = ctx.tenant.config.sso
     allowed = sso_config.allowed_roles if sso_config is not None else ()
     # SECURITY: exact, case-sensitive match of the role values (Entra's `value`); no
@@ -347,7 +341,6 @@ async def _refuse_without_role(
 def _entra_refused(
     request: web.Request, ctx: RequestScope, params: dict[str, str], rd: str
 ) -> web.Response:
-    assert ctx.tenant is not None
     error = params.get("error", "")[:64]
     description = params.get("error_description", "")
     aadsts = aadsts_from_description(description)

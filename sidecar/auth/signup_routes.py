@@ -122,7 +122,6 @@ async def render_signup(
     typed_email: str | None = None,
 ) -> web.Response:
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     assert state.session is not None
     sso = request.app[SSO]
     session = state.session
@@ -242,7 +241,6 @@ def _email_problem(lang: Language, problem: InvalidEmail) -> str:
 
 async def send_code(request: web.Request) -> web.StreamResponse:
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     sso = request.app[SSO]
     admitted = await _admit(request, post=True)
     if isinstance(admitted, web.StreamResponse):
@@ -287,7 +285,7 @@ async def send_code(request: web.Request) -> web.StreamResponse:
             from_addr=sso.mail_from,
             to_addr=email,
             display_name=session.name,
-            desk_name=ctx.tenant.config.display_name if ctx.tenant else host,
+            desk_name=ctx.tenant.config.display_name,
             code=issued.code,
             code_ttl_minutes=issued.ttl_minutes,
             lang=lang.code,
@@ -382,7 +380,6 @@ async def _is_double_click(
 
 async def verify(request: web.Request) -> web.StreamResponse:
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     sso = request.app[SSO]
     admitted = await _admit(request, post=True)
     if isinstance(admitted, web.StreamResponse):
@@ -446,7 +443,6 @@ async def _record_verified(
 ) -> None:
     session = state.session
     assert session is not None
-    assert ctx.tenant is not None
     host = ctx.tenant.host
     now = time.time()
     if state.account is None:

@@ -76,7 +76,11 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             return response
         finally:
             IN_FLIGHT.dec()
-            tenant = ctx.tenant.host if ctx.tenant else "-"
+            # Every request passes here: a try costs nothing when the tenant is set.
+            try:
+                tenant = ctx.tenant.host
+            except AttributeError:  # answered before the tenant step chose one
+                tenant = "-"
             metrics.count_request(tenant, request.method, status)
             duration = time.monotonic() - ctx.started
             upstream = ctx.upstream_seconds

@@ -35,6 +35,5 @@ def signed_in_no_store(request: web.Request, response: web.StreamResponse) -> No
         return
     if hdrs.CACHE_CONTROL in headers or hdrs.EXPIRES in headers:
         return
-    tenant = ctx.tenant
-    if tenant is not None and tenant.config.signed_in_no_store:
+    if ctx.tenant.config.signed_in_no_store:  # signed in: the tenant step ran
         headers[hdrs.CACHE_CONTROL] = "no-store"

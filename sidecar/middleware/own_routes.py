@@ -54,7 +54,6 @@ def own_routes_middleware(*, routes: Routes, forward_auth: RouteHandler) -> Midd
     async def own_routes(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request[SCOPE]
         tenant = ctx.tenant
-        assert tenant is not None
         if not names_sso_prefix(ctx.target, request.path):
             return await handler(request) if tenant.proxies else _not_found(request)
         if request.path == AUTH or ctx.target.startswith(AUTH + "/"):

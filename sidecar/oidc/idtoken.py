@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
@@ -402,6 +402,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     # NaN/Infinity are not JSON (RFC 8259 §6).
     raise ValueError("non-finite number")

@@ -91,7 +91,6 @@ SIGNED_OUT = SignInState(None, None)
 def resolve(ctx: RequestScope, sso: SsoServices) -> SignInState | None:
     """The sign-in when no store read is needed: SIGNED_OUT without a cookie, or the
     cached one; None when load() must ask the store. No coroutine: the proxy's hot path."""
-    assert ctx.tenant is not None
     cookie = read_session_cookie(ctx)
     if not cookie:
         return SIGNED_OUT
@@ -104,7 +103,6 @@ async def load(request: web.Request, *, shared: bool = False) -> SignInState:
     same cookie share one store read; the signup routes, which change the state they
     read, always read for themselves. StoreUnavailable propagates (fail closed)."""
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     sso = request.app[SSO]
     known = resolve(ctx, sso)
     if known is not None:
@@ -141,7 +139,6 @@ async def start(request: web.Request, claims: IdTokenClaims) -> SessionRecord:
     """A new session for a validated ID token, with a new id (no session fixation).
     aiohttp-session's middleware stores it and sets its cookie on the answer."""
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     storage = request.app[SSO].sessions
     session = await new_session(request)
     assert isinstance(session.identity, str)
@@ -161,7 +158,6 @@ async def end(
     that middleware, so the clearing Set-Cookie goes on ctx.response_headers instead.
     """
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     sso = request.app[SSO]
     cookie = read_session_cookie(ctx)
     if cookie:
@@ -188,7 +184,6 @@ async def end_entra_sign_in(request: web.Request, entra_sid: str) -> int:
     """End every session of this host's that Entra sign-in `entra_sid` made, on every
     replica (the store) and in this replica's cache; the number ended."""
     ctx = request[SCOPE]
-    assert ctx.tenant is not None
     sso = request.app[SSO]
     ended = await sso.sessions.delete_by_entra_sid(ctx.tenant.host, entra_sid)
     sso.cache.discard_where(

@@ -130,7 +130,6 @@ class SessionStorage(AbstractStorage):
 
     async def load_session(self, request: web.Request) -> Session:
         ctx = request[SCOPE]
-        assert ctx.tenant is not None
         found = await self.read(ctx.tenant.host, self.load_cookie(request))
         if found is None:
             return Session(None, data=None, new=True, max_age=self.max_age)

@@ -13,9 +13,8 @@ from bench.procs import free_port
 from sidecar import logs
 from sidecar.access_log import ACCESS_LOG
 from sidecar.config.model import Config
-from sidecar.dev.desk import make_desk_app
 from sidecar.version import sidecar_version
-from tests.helpers import base_config, config_from, raw_http, run_sidecar, serve_app
+from tests.helpers import base_config, config_from, raw_http, run_sidecar
 
 HOST = "desk.example.test"
 
@@ -42,11 +41,10 @@ def _lines(err: str) -> list[dict[str, object]]:
 
 
 async def test_access_log_bytes_are_the_body_bytes_sent(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], desk_url: str
 ) -> None:
     async with (
-        serve_app(make_desk_app()) as desk,
-        run_sidecar(_sso_config(desk, public_paths=["/download"])) as sidecar,
+        run_sidecar(_sso_config(desk_url, public_paths=["/download"])) as sidecar,
         aiohttp.ClientSession(auto_decompress=False) as http,
     ):
         capsys.readouterr()
@@ -80,10 +78,9 @@ async def test_access_log_bytes_are_the_body_bytes_sent(
     assert by_path[("HEAD", "/download", 200)] == [0]
 
 
-async def test_the_server_header_names_no_python_or_aiohttp_version() -> None:
+async def test_the_server_header_names_no_python_or_aiohttp_version(desk_url: str) -> None:
     async with (
-        serve_app(make_desk_app()) as desk,
-        run_sidecar(_sso_config(desk)) as sidecar,
+        run_sidecar(_sso_config(desk_url)) as sidecar,
         aiohttp.ClientSession() as http,
     ):
         for url, host in (
@@ -106,10 +103,11 @@ async def test_the_server_header_names_no_python_or_aiohttp_version() -> None:
         assert b"Python" not in reply
 
 
-async def test_metrics_carry_build_info_process_metrics_and_own_answer_latency() -> None:
+async def test_metrics_carry_build_info_process_metrics_and_own_answer_latency(
+    desk_url: str,
+) -> None:
     async with (
-        serve_app(make_desk_app()) as desk,
-        run_sidecar(_sso_config(desk)) as sidecar,
+        run_sidecar(_sso_config(desk_url)) as sidecar,
         aiohttp.ClientSession() as http,
     ):
         async with http.get(sidecar.url + "/.sso/jwks.json", headers={"Host": HOST}) as answer:
@@ -160,22 +158,21 @@ def test_the_log_level_setting_drops_less_severe_lines(capsys: pytest.CaptureFix
         logs.configure_logging()
 
 
-async def test_readyz_with_desk_waits_for_the_desk_and_plain_readyz_does_not() -> None:
-    async with serve_app(make_desk_app()) as desk:
-        closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-        document = base_config(desk)
-        document["tenants"].append({"host": "down.example.test", "upstream": closed})
-        async with run_sidecar(config_from(document)) as sidecar, aiohttp.ClientSession() as http:
-            async with http.get(sidecar.admin_url + "/readyz") as answer:
-                assert answer.status == 200
-                assert "desk" not in await answer.json()
-            async with http.get(sidecar.admin_url + "/readyz?desk=1") as answer:
-                assert answer.status == 503
-                assert (await answer.json())["desk"] == "unavailable"
-        async with (
-            run_sidecar(config_from(base_config(desk))) as sidecar,
-            aiohttp.ClientSession() as http,
-            http.get(sidecar.admin_url + "/readyz?desk=1") as answer,
-        ):
+async def test_readyz_with_desk_waits_for_the_desk_and_plain_readyz_does_not(desk_url: str) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    document = base_config(desk_url)
+    document["tenants"].append({"host": "down.example.test", "upstream": closed})
+    async with run_sidecar(config_from(document)) as sidecar, aiohttp.ClientSession() as http:
+        async with http.get(sidecar.admin_url + "/readyz") as answer:
             assert answer.status == 200
-            assert (await answer.json())["desk"] == "ok"
+            assert "desk" not in await answer.json()
+        async with http.get(sidecar.admin_url + "/readyz?desk=1") as answer:
+            assert answer.status == 503
+            assert (await answer.json())["desk"] == "unavailable"
+    async with (
+        run_sidecar(config_from(base_config(desk_url))) as sidecar,
+        aiohttp.ClientSession() as http,
+        http.get(sidecar.admin_url + "/readyz?desk=1") as answer,
+    ):
+        assert answer.status == 200
+        assert (await answer.json())["desk"] == "ok"

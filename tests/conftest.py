@@ -1,4 +1,9 @@
-"""Fixtures shared by the whole suite: real Redis on loopback, real stores."""
+"""Fixtures shared by the whole suite: real Redis on loopback, real stores, the sample desk.
+
+In-process apps are served with pytest-aiohttp's ``aiohttp_server`` / ``aiohttp_client``
+fixtures. pytest-aiohttp runs on pytest-asyncio; ``asyncio_mode = "auto"`` in pyproject.toml
+lets plain ``async def`` tests and fixtures share the loop those servers run on.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from pytest_aiohttp import AiohttpServer
 
 from sidecar.dev.desk import make_desk_app
 from sidecar.store import Store
 from sidecar.store.memory import MemoryStore
 from sidecar.store.redis_store import RedisStore
-from tests.helpers import serve_app
+from tests.helpers import SERVER_OPTIONS
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -42,7 +48,7 @@ def unique() -> str:
 
 
 @pytest.fixture
-async def desk_url() -> AsyncIterator[str]:
+async def desk_url(aiohttp_server: AiohttpServer) -> str:
     """The sample desk app, on a real loopback port."""
-    async with serve_app(make_desk_app()) as url:
-        yield url
+    server = await aiohttp_server(make_desk_app(), **SERVER_OPTIONS)
+    return str(server.make_url(""))

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sidecar.config.loading import parse_config
 from sidecar.config.model import Config
@@ -37,18 +38,30 @@ def config_from(document: dict[str, Any]) -> Config:
     return parse_config(yaml.safe_dump(copy.deepcopy(document)), env={})
 
 
+#: How the tests' stand-in apps (sample desk, emulators) are served, by pytest-aiohttp's
+#: ``aiohttp_server`` or by ``serve_app``: their own access lines are no part of what any
+#: test reads, and a desk handler still streaming at teardown must not hold the test for
+#: aiohttp's default shutdown grace.
+SERVER_OPTIONS: dict[str, Any] = {"access_log": None, "shutdown_timeout": 0.5}
+
+
 @asynccontextmanager
 async def serve_app(app: web.Application) -> AsyncIterator[str]:
-    """Run an aiohttp app on 127.0.0.1 port 0; yields its base URL."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    """Serve an aiohttp app on 127.0.0.1, a free port; yields its base URL (no trailing /).
+
+    The server is aiohttp's ``TestServer``, what pytest-aiohttp's ``aiohttp_server`` fixture
+    starts; tests take that fixture. This wrapper exists for the places that cannot take a
+    fixture: async context managers that build a whole world (tests/world.py and its kin,
+    opened in a test's body, often several times with different configs) and the bench
+    scripts, which run outside pytest.
+    """
+    server = TestServer(app, host="127.0.0.1", port=0)
+    # Not ``async with server``: that starts it without these options.
+    await server.start_server(**SERVER_OPTIONS)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield str(server.make_url(""))
     finally:
-        await runner.cleanup()
+        await server.close()
 
 
 @dataclass

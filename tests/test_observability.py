@@ -13,9 +13,8 @@ from bench.procs import free_port
 from sidecar import logs
 from sidecar.access_log import ACCESS_LOG
 from sidecar.config.model import Config
-from sidecar.dev.desk import make_desk_app
 from sidecar.version import sidecar_version
-from tests.helpers import base_config, config_from, raw_http, run_sidecar, serve_app
+from tests.helpers import base_config, config_from, raw_http, run_sidecar
 
 HOST = "desk.example.test"
 
@@ -42,11 +41,10 @@ def _lines(err: str) -> list[dict[str, object]]:
 
 
 async def test_access_log_bytes_are_the_body_bytes_sent(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], desk_url: str
 ) -> None:
     async with (
-        serve_app(make_desk_app()) as desk,
-        run_sidecar(_sso_config(desk, public_paths=["/download"])) as sidecar,
+        run_sidecar(_sso_config(desk_url, public_paths=["/download"])) as sidecar,
         aiohttp.ClientSession(auto_decompress=False) as http,
     ):
         capsys.readouterr()
@@ -85,12 +83,10 @@ def _get(target: str, host: str) -> bytes:
 
 
 async def test_requests_answered_before_a_tenant_is_chosen_are_logged_under_a_dash(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], desk_url: str
 ) -> None:
-    async with (
-        serve_app(make_desk_app()) as desk,
-        run_sidecar(_sso_config(desk)) as sidecar,
-    ):
+    async with run_sidecar(_sso_config(desk_url)) as sidecar:
+        ACCESS_LOG.flush()  # lines of requests before this test's
         capsys.readouterr()
         port = sidecar.listeners.public_port
         # The entry step refuses the first before any Host is read, the tenant step the
@@ -117,10 +113,9 @@ async def test_requests_answered_before_a_tenant_is_chosen_are_logged_under_a_da
     }
 
 
-async def test_the_server_header_names_no_python_or_aiohttp_version() -> None:
+async def test_the_server_header_names_no_python_or_aiohttp_version(desk_url: str) -> None:
     async with (
-        serve_app(make_desk_app()) as desk,
-        run_sidecar(_sso_config(desk)) as sidecar,
+        run_sidecar(_sso_config(desk_url)) as sidecar,
         aiohttp.ClientSession() as http,
     ):
         for url, host in (
@@ -144,12 +139,9 @@ async def test_the_server_header_names_no_python_or_aiohttp_version() -> None:
 
 
 async def test_a_request_refused_before_the_pipeline_has_an_access_line_without_its_bytes(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], desk_url: str
 ) -> None:
-    async with (
-        serve_app(make_desk_app()) as desk,
-        run_sidecar(_sso_config(desk)) as sidecar,
-    ):
+    async with run_sidecar(_sso_config(desk_url)) as sidecar:
         ACCESS_LOG.flush()  # lines of requests before this test's
         capsys.readouterr()
         reply = await raw_http(
@@ -167,10 +159,11 @@ async def test_a_request_refused_before_the_pipeline_has_an_access_line_without_
     assert "secret" not in err
 
 
-async def test_metrics_carry_build_info_process_metrics_and_own_answer_latency() -> None:
+async def test_metrics_carry_build_info_process_metrics_and_own_answer_latency(
+    desk_url: str,
+) -> None:
     async with (
-        serve_app(make_desk_app()) as desk,
-        run_sidecar(_sso_config(desk)) as sidecar,
+        run_sidecar(_sso_config(desk_url)) as sidecar,
         aiohttp.ClientSession() as http,
     ):
         async with http.get(sidecar.url + "/.sso/jwks.json", headers={"Host": HOST}) as answer:
@@ -221,22 +214,21 @@ def test_the_log_level_setting_drops_less_severe_lines(capsys: pytest.CaptureFix
         logs.configure_logging()
 
 
-async def test_readyz_with_desk_waits_for_the_desk_and_plain_readyz_does_not() -> None:
-    async with serve_app(make_desk_app()) as desk:
-        closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-        document = base_config(desk)
-        document["tenants"].append({"host": "down.example.test", "upstream": closed})
-        async with run_sidecar(config_from(document)) as sidecar, aiohttp.ClientSession() as http:
-            async with http.get(sidecar.admin_url + "/readyz") as answer:
-                assert answer.status == 200
-                assert "desk" not in await answer.json()
-            async with http.get(sidecar.admin_url + "/readyz?desk=1") as answer:
-                assert answer.status == 503
-                assert (await answer.json())["desk"] == "unavailable"
-        async with (
-            run_sidecar(config_from(base_config(desk))) as sidecar,
-            aiohttp.ClientSession() as http,
-            http.get(sidecar.admin_url + "/readyz?desk=1") as answer,
-        ):
+async def test_readyz_with_desk_waits_for_the_desk_and_plain_readyz_does_not(desk_url: str) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    document = base_config(desk_url)
+    document["tenants"].append({"host": "down.example.test", "upstream": closed})
+    async with run_sidecar(config_from(document)) as sidecar, aiohttp.ClientSession() as http:
+        async with http.get(sidecar.admin_url + "/readyz") as answer:
             assert answer.status == 200
-            assert (await answer.json())["desk"] == "ok"
+            assert "desk" not in await answer.json()
+        async with http.get(sidecar.admin_url + "/readyz?desk=1") as answer:
+            assert answer.status == 503
+            assert (await answer.json())["desk"] == "unavailable"
+    async with (
+        run_sidecar(config_from(base_config(desk_url))) as sidecar,
+        aiohttp.ClientSession() as http,
+        http.get(sidecar.admin_url + "/readyz?desk=1") as answer,
+    ):
+        assert answer.status == 200
+        assert (await answer.json())["desk"] == "ok"

@@ -124,13 +124,10 @@ async def test_builtin_load_generator_against_the_fast_upstream() -> None:
     assert 0 < result.p50_ms <= result.p99_ms
 
 
-async def test_websocket_echo_against_the_sample_desk() -> None:
+async def test_websocket_echo_against_the_sample_desk(desk_url: str) -> None:
     from bench.loadgen import websocket_echo
-    from sidecar.dev.desk import make_desk_app
-    from tests.helpers import serve_app
 
-    async with serve_app(make_desk_app()) as desk:
-        result = await websocket_echo(f"{desk}/ws", {}, duration=0.3, connections=2)
+    result = await websocket_echo(f"{desk_url}/ws", {}, duration=0.3, connections=2)
     assert result.requests > 0
     assert result.errors == 0
 

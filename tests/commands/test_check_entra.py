@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpServer
 
 from bench.procs import free_port
 from sidecar.commands.check_entra import check_entra, graph_default_scope
 from sidecar.dev.entra import EmulatedApp, EntraEmulator, sample_tenant
-from tests.helpers import config_from, serve_app
+from tests.helpers import SERVER_OPTIONS, config_from
 from tests.world import CLIENT_ID, CLIENT_SECRET, HOST, PUBLIC_BASE, TENANT_ID, world_config
 
 # What a customer pastes when they send the secret's ID instead of its Value.
@@ -33,10 +33,10 @@ class Entra:
 
 
 @pytest.fixture
-async def entra() -> AsyncIterator[Entra]:
+async def entra(aiohttp_server: AiohttpServer) -> Entra:
     emulator = EntraEmulator([sample_tenant(PUBLIC_BASE)])
-    async with serve_app(emulator.make_app()) as url:
-        yield Entra(emulator, url)
+    server = await aiohttp_server(emulator.make_app(), **SERVER_OPTIONS)
+    return Entra(emulator, str(server.make_url("")))
 
 
 def document(authority: str) -> dict[str, Any]:

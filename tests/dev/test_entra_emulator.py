@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from pytest_aiohttp import AiohttpServer
 
 from sidecar.dev.entra import EmulatedApp, EmulatedTenant, EmulatedUser, EntraEmulator
 
@@ -211,6 +212,8 @@ async def make_env() -> AsyncIterator[EnvFactory]:
 
     async def factory(**kwargs: Any) -> Env:
         emu = EntraEmulator(_tenants(), **kwargs)
+        # The emulator's own start() and stop() (its public way to serve itself), not
+        # aiohttp_server: they are part of the emulator these tests check.
         origin = await emu.start()
         # The emulator runs on an IP address: aiohttp's default jar drops cookies there.
         http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
@@ -692,7 +695,9 @@ async def test_unregistered_post_logout_redirect_uri_is_refused(env: Env) -> Non
         assert resp.status == 200
 
 
-async def test_server_side_frontchannel_by_logout_hint(make_env: EnvFactory) -> None:
+async def test_server_side_frontchannel_by_logout_hint(
+    make_env: EnvFactory, aiohttp_server: AiohttpServer
+) -> None:
     received: list[str] = []
 
     async def frontchannel(request: web.Request) -> web.Response:
@@ -701,23 +706,17 @@ async def test_server_side_frontchannel_by_logout_hint(make_env: EnvFactory) -> 
 
     rp = web.Application()
     rp.router.add_get("/.sso/frontchannel-logout", frontchannel)
-    runner = web.AppRunner(rp)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        env = await make_env(frontchannel_server_side=True)
-        logout_url = f"http://{host}:{port}/.sso/frontchannel-logout"
-        env.emu.tenants[0].apps[0].logout_url = logout_url
+    server = await aiohttp_server(rp)
+    env = await make_env(frontchannel_server_side=True)
+    logout_url = str(server.make_url("/.sso/frontchannel-logout"))
+    env.emu.tenants[0].apps[0].logout_url = logout_url
 
-        _, body = await env.redeem((await env.code_for())["code"])
-        claims = (await env.verify(body["id_token"])).claims
-        env.http.cookie_jar.clear()  # a browser-less caller: only logout_hint identifies the user
-        params = {"client_id": CLIENT_ID, "post_logout_redirect_uri": SIGNED_OUT,
-                  "logout_hint": claims["login_hint"]}  # fmt: skip
-        async with env.http.get(env.url("/oauth2/v2.0/logout"), params=params) as resp:
-            assert resp.status == 200
-        assert received == [f"sid={claims['sid']}"]
-        assert env.emu.frontchannel_results == [(f"{logout_url}?sid={claims['sid']}", 200)]
-    finally:
-        await runner.cleanup()
+    _, body = await env.redeem((await env.code_for())["code"])
+    claims = (await env.verify(body["id_token"])).claims
+    env.http.cookie_jar.clear()  # a browser-less caller: only logout_hint identifies the user
+    params = {"client_id": CLIENT_ID, "post_logout_redirect_uri": SIGNED_OUT,
+              "logout_hint": claims["login_hint"]}  # fmt: skip
+    async with env.http.get(env.url("/oauth2/v2.0/logout"), params=params) as resp:
+        assert resp.status == 200
+    assert received == [f"sid={claims['sid']}"]
+    assert env.emu.frontchannel_results == [(f"{logout_url}?sid={claims['sid']}", 200)]

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from pytest_aiohttp import AiohttpServer
 
 from tests.helpers import FakeClock
 
@@ -16,13 +17,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def entra(clock: FakeClock) -> AsyncIterator[FakeEntra]:
+async def entra(clock: FakeClock, aiohttp_server: AiohttpServer) -> AsyncIterator[FakeEntra]:
     fake = FakeEntra(clock=clock)
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
+    server = await aiohttp_server(fake.make_app())
+    fake.authority = str(server.make_url(""))
+    yield fake
+    # Before aiohttp_server closes the server (its teardown runs after this one's): a
+    # request left hanging would otherwise hold the close.
+    fake.release()
 
 
 @pytest.fixture

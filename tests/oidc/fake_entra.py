@@ -1,4 +1,4 @@
-"""A small, real Entra stand-in: an aiohttp app on 127.0.0.1, port 0.
+"""A small, real Entra stand-in: an aiohttp app, served on 127.0.0.1 by aiohttp_server.
 
 Serves per-tenant discovery, JWKS and token endpoints in Entra's shapes
 (entra-reference §1, §3, §5), counts requests per endpoint, and can be switched
@@ -50,28 +50,21 @@ class FakeEntra:
     codes: dict[str, IssuedCode] = field(default_factory=dict)
     token_forms: list[dict[str, str]] = field(default_factory=list)
     authority: str = ""
-    _runner: web.AppRunner | None = None
     _release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    # -- lifecycle -----------------------------------------------------------
+    # -- lifecycle: tests/oidc/conftest.py serves make_app() with aiohttp_server --------
 
-    async def start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self.discovery)
         app.router.add_get("/{tenant}/discovery/v2.0/keys", self.jwks)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self.token)
         app.router.add_get("/elsewhere", self.elsewhere)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.authority = f"http://{host}:{port}"
+        return app
 
-    async def stop(self) -> None:
+    def release(self) -> None:
+        """Let "hang" mode's requests end, so that the server can close."""
         self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # -- browser side, simulated -----------------------------------------------
 
@@ -100,7 +93,7 @@ class FakeEntra:
         if self.mode == "html":
             return web.Response(status=200, text="<html>sign in</html>", content_type="text/html")
         if self.mode == "hang":
-            # Longer than any client timeout in the tests; released on stop().
+            # Longer than any client timeout in the tests; released on release().
             await self._release.wait()
             return web.Response(status=504)
         if self.mode == "redirect":

@@ -38,6 +38,8 @@ async def fails_after_the_head(request: web.Request) -> web.StreamResponse:
 async def serve(handler: web.Handler) -> AsyncIterator[int]:
     app = web.Application(middlewares=[entry_middleware(trusted_proxies=())])
     app.router.add_get("/", handler)
+    # Served by hand, not by aiohttp_server: its TestServer runs a plain AppRunner, and the
+    # product's QuietAppRunner (what sidecar.serve runs) is part of what is checked here.
     runner = QuietAppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

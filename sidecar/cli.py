@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tenant, the URIs the customer registers in Entra. FILE may also be a Kubernetes "
         "manifest: the config in each ConfigMap is checked.",
         "ticketlog-sso check-config -c config.yaml",
-        "ticketlog-sso check-config -c deploy/k8s/base/configmap.yaml --skip-secret-files",
+        "ticketlog-sso check-config -c deploy/k8s/base/config.yaml --skip-secret-files",
         "kubectl kustomize deploy/k8s/base | ticketlog-sso check-config -c - --skip-secret-files",
     )
     check_config.add_argument(

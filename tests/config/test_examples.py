@@ -1,4 +1,6 @@
-"""The example configurations of config/ pass `check-config`, run as an operator runs it.
+"""The example configurations pass `check-config`, run as an operator runs it: those of
+config/ (single files and a config directory) and the files deploy/k8s turns into the
+sidecar's ConfigMap.
 
 Each example is checked whole: its environment variables are set, and the secret files
 it names are written (with a real certificate where it names one) into a temporary
@@ -8,6 +10,8 @@ directory that stands in for the pod's mounted Secrets.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,14 +22,17 @@ import pytest
 from sidecar.config.loading import parse_config
 from sidecar.dev.certificates import self_signed
 from sidecar.dev.demo import DEMO_CLIENT_ID, DEMO_CONFIG, DEMO_HOST, demo_environment
+from tests.deploy import k8s
 from tests.helpers import SESSION_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "config"
 
-#: Where the multi-tenant example expects its mounted Secrets.
+#: Where the examples expect the pod's mounted Secrets and its projected token.
 SECRETS = "/var/run/secrets/ticketlog-sso"
 AZURE_TOKENS = "/var/run/secrets/azure/tokens"
+
+Example = Callable[[Path], tuple[Path, dict[str, str]]]
 
 
 def check_config(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -54,7 +61,8 @@ def single_tenant(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return EXAMPLES / "single-tenant.yaml", env
 
 
-def multi_tenant(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+def mounted_secrets(tmp_path: Path) -> dict[str, str]:
+    """Every secret file the examples name, written under TMP_PATH: {pod path: here}."""
     secrets = tmp_path / "ticketlog-sso"
     tokens = tmp_path / "azure-tokens"
     secrets.mkdir()
@@ -63,16 +71,49 @@ def multi_tenant(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     (secrets / "session-keys").write_text(f"{SESSION_KEY}\n{SESSION_KEY[::-1]}\n")
     (secrets / "smtp-password").write_text("smtp-password\n")
     (secrets / "fabrikam-client-secret").write_text("fabrikam~newer\nfabrikam~older\n")
+    (secrets / "contoso-client-secret").write_text("contoso~client-secret-value\n")
     write_certificate(secrets, "contoso")
     (tokens / "azure-identity-token").write_text("eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl\n")
-    # The file as shipped, its Secret mounts moved to where this test wrote them.
-    text = (EXAMPLES / "multi-tenant.yaml").read_text(encoding="utf-8")
-    assert SECRETS in text
-    assert AZURE_TOKENS in text
-    text = text.replace(SECRETS, str(secrets)).replace(AZURE_TOKENS, str(tokens))
-    config = tmp_path / "multi-tenant.yaml"
-    config.write_text(text, encoding="utf-8")
+    return {SECRETS: str(secrets), AZURE_TOKENS: str(tokens)}
+
+
+def with_mounts_moved(source: Path, target: Path, mounts: dict[str, str]) -> Path:
+    """The file as shipped, its Secret mounts moved to where this test wrote them."""
+    text = source.read_text(encoding="utf-8")
+    assert any(mount in text for mount in mounts), f"{source} names no mounted secret"
+    for mount, here in mounts.items():
+        text = text.replace(mount, here)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+def multi_tenant(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    mounts = mounted_secrets(tmp_path)
+    config = with_mounts_moved(EXAMPLES / "multi-tenant.yaml", tmp_path / "multi.yaml", mounts)
     return config, {}
+
+
+def directory(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The directory as shipped, each of its files with the mounts moved."""
+    mounts = mounted_secrets(tmp_path)
+    config_dir = tmp_path / "directory"
+    config_dir.mkdir()
+    for file in (EXAMPLES / "directory").iterdir():
+        if SECRETS in file.read_text(encoding="utf-8"):
+            with_mounts_moved(file, config_dir / file.name, mounts)
+        else:
+            shutil.copyfile(file, config_dir / file.name)
+    return config_dir, {}
+
+
+def kubernetes(relative: str) -> Example:
+    """A config file of deploy/k8s, as the pod reads it from its ConfigMap."""
+
+    def example(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+        mounts = mounted_secrets(tmp_path)
+        return with_mounts_moved(REPO / relative, tmp_path / "config.yaml", mounts), {}
+
+    return example
 
 
 def demo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -88,19 +129,23 @@ def demo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return EXAMPLES / "demo.yaml", env
 
 
-Example = Callable[[Path], tuple[Path, dict[str, str]]]
+BASE = "deploy/k8s/base/config.yaml"
+WORKLOAD_IDENTITY = "deploy/k8s/overlays/workload-identity/config.yaml"
 
-#: Every file of config/, and how to check it.
+#: Every example, by its path in the repository, and how to check it.
 CHECKED: dict[str, Example] = {
-    "single-tenant.yaml": single_tenant,
-    "multi-tenant.yaml": multi_tenant,
-    "demo.yaml": demo,
+    "config/single-tenant.yaml": single_tenant,
+    "config/multi-tenant.yaml": multi_tenant,
+    "config/directory": directory,
+    "config/demo.yaml": demo,
+    BASE: kubernetes(BASE),
+    WORKLOAD_IDENTITY: kubernetes(WORKLOAD_IDENTITY),
 }
 
 #: What check-config says per example: the tenants, and per SSO host the credential kind.
 EXPECTED: dict[str, tuple[str, dict[str, str]]] = {
-    "single-tenant.yaml": ("1 tenant", {"desk.contoso.com": "client secret"}),
-    "multi-tenant.yaml": (
+    "config/single-tenant.yaml": ("1 tenant", {"desk.contoso.com": "client secret"}),
+    "config/multi-tenant.yaml": (
         "4 tenants",
         {
             "desk.contoso.com": "certificate",
@@ -108,19 +153,39 @@ EXPECTED: dict[str, tuple[str, dict[str, str]]] = {
             "support.northwind.com": "federated",
         },
     ),
-    "demo.yaml": ("1 tenant", {DEMO_HOST: "certificate"}),
+    "config/directory": (
+        "5 tenants",
+        {
+            "desk.contoso.com": "certificate",
+            "help.fabrikam.com": "client secret",
+            "it.fabrikam.com": "client secret",
+        },
+    ),
+    "config/demo.yaml": ("1 tenant", {DEMO_HOST: "certificate"}),
+    BASE: ("1 tenant", {"desk.contoso.com": "client secret"}),
+    WORKLOAD_IDENTITY: ("1 tenant", {"desk.contoso.com": "federated"}),
 }
 
 #: The warnings each example is expected to draw (the demo is a development setup).
 WARNINGS: dict[str, tuple[str, ...]] = {
-    "single-tenant.yaml": (),
-    "multi-tenant.yaml": (),
-    "demo.yaml": ("session.store: memory", "sso.authority: http://", "email.backend: console"),
+    "config/single-tenant.yaml": (),
+    "config/multi-tenant.yaml": (),
+    "config/directory": (),
+    "config/demo.yaml": (
+        "session.store: memory",
+        "sso.authority: http://",
+        "email.backend: console",
+    ),
+    BASE: (),
+    WORKLOAD_IDENTITY: (),
 }
 
 
 def test_every_example_is_checked() -> None:
-    assert sorted(p.name for p in EXAMPLES.iterdir()) == sorted(CHECKED)
+    """Every entry of config/, and every config deploy/k8s turns into a ConfigMap."""
+    shipped = [f"config/{p.name}" for p in EXAMPLES.iterdir()]
+    shipped += [str(p.relative_to(REPO)) for p in k8s.config_files()]
+    assert sorted(shipped) == sorted(CHECKED)
 
 
 @pytest.mark.parametrize("name", sorted(CHECKED))
@@ -150,6 +215,66 @@ def test_a_broken_example_fails_check_config(tmp_path: Path) -> None:
     result = check_config(broken, env)
     assert result.returncode == 2
     assert "unknown_section" in result.stderr
+
+
+#: A path under config/ or deploy/k8s/ written out in a document, comment or help text.
+EXAMPLE_PATH = re.compile(r"(?<![\w./$-])((?:deploy/k8s|config)/[\w.-]+(?:/[\w.-]+)*)")
+
+
+def test_every_example_path_the_repository_names_exists() -> None:
+    """What the docs, manifests and `--help` tell an operator to run or read is there."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    readable = [
+        REPO / name
+        for name in listed
+        if not name.startswith("tests/")  # tests name made-up paths on purpose
+        and (name.endswith((".md", ".yaml", ".yml", ".py")) or Path(name).name == "Dockerfile")
+        and (REPO / name).is_file()
+    ]
+    assert any(p.name == "reference.md" for p in readable)
+    missing = [
+        f"{path.relative_to(REPO)}:{number}: {match.group(1)}"
+        for path in readable
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        for match in EXAMPLE_PATH.finditer(line)
+        if not (REPO / match.group(1).rstrip(".")).exists()
+    ]
+    assert not missing, "\n".join(missing)
+
+
+def test_the_directory_joins_its_tenant_files_in_name_order(tmp_path: Path) -> None:
+    config, env = directory(tmp_path)
+    result = check_config(config, env)
+    assert result.returncode == 0, result.stderr
+    # After the summary line, one line per tenant begins unindented with its host.
+    tenant_lines = [line for line in result.stdout.splitlines()[1:] if not line.startswith(" ")]
+    assert [line.split(": ", 1)[0] for line in tenant_lines] == [
+        "desk.contoso.com",  # contoso.yaml
+        "help.fabrikam.com",  # fabrikam.yaml
+        "it.fabrikam.com",
+        "adatum.ticketlog.app",  # shared-domain.yaml (main.yaml holds no tenant)
+        "litware.ticketlog.app",
+    ]
+
+
+def test_a_problem_in_the_directory_names_its_file(tmp_path: Path) -> None:
+    config, env = directory(tmp_path)
+    fabrikam = config / "fabrikam.yaml"
+    fabrikam.write_text(
+        fabrikam.read_text().replace("host: it.fabrikam.com", "host: desk.contoso.com")
+    )
+    result = check_config(config, env)
+    assert result.returncode == 2
+    assert (
+        f"{config}/fabrikam.yaml: tenants[1].host: duplicate host 'desk.contoso.com' "
+        f"(also {config}/contoso.yaml: tenants[0])"
+    ) in result.stderr
 
 
 def test_the_demo_runs_the_file_in_config() -> None:

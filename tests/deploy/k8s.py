@@ -1,9 +1,9 @@
 """Reading deploy/k8s without a cluster: YAML documents, a tiny kustomize, the sidecar config.
 
 The renderer understands exactly what deploy/k8s uses (``resources`` files and
-directories, ``patches`` by ``path`` as strategic-merge patches) and refuses
-anything else, so a kustomization that outgrows it fails loudly here instead of
-being checked half-rendered.
+directories, ``patches`` by ``path`` as strategic-merge patches, ``configMapGenerator``
+from files, its names kept as written) and refuses anything else, so a kustomization
+that outgrows it fails loudly here instead of being checked half-rendered.
 """
 
 from __future__ import annotations
@@ -45,7 +45,15 @@ _MERGE_KEYS = {
     "imagePullSecrets": "name",
     "topologySpreadConstraints": "topologyKey",
 }
-_SUPPORTED_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "patches"}
+_SUPPORTED_KUSTOMIZATION_KEYS = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "patches",
+    "configMapGenerator",
+    "generatorOptions",
+}
+_SUPPORTED_GENERATOR_KEYS = {"name", "files", "behavior", "options"}
 
 
 def load_documents(path: Path) -> list[Doc]:
@@ -69,6 +77,27 @@ def patch_files() -> set[Path]:
         for directory in KUSTOMIZATIONS
         for entry in kustomization(directory).get("patches", [])
     }
+
+
+def generator_files(directory: Path) -> dict[str, Path]:
+    """The files a kustomization's configMapGenerator reads: {ConfigMap key: file}."""
+    found = {}
+    for generator in kustomization(directory).get("configMapGenerator", []):
+        for entry in generator.get("files", []):
+            name, _, file = entry.rpartition("=")
+            found[name or Path(file).name] = directory / file
+    return found
+
+
+def config_files() -> list[Path]:
+    """Every sidecar config a kustomization turns into a ConfigMap (its YAML keys, as
+    `check-config` reads a ConfigMap)."""
+    return sorted(
+        file
+        for directory in KUSTOMIZATIONS
+        for data_key, file in generator_files(directory).items()
+        if data_key.endswith((".yaml", ".yml"))
+    )
 
 
 def key(doc: Doc) -> tuple[str, str]:
@@ -123,6 +152,7 @@ def render(directory: Path) -> list[Doc]:
     for entry in spec.get("resources", []):
         path = directory / entry
         docs.extend(render(path) if path.is_dir() else load_documents(path))
+    _generate_config_maps(directory, spec, docs)
     for entry in spec.get("patches", []):
         if set(entry) != {"path"}:
             raise NotImplementedError(f"{directory}: only `patches: - path: FILE` is rendered")
@@ -132,6 +162,44 @@ def render(directory: Path) -> list[Doc]:
                 raise AssertionError(f"{directory}: patch {key(patch)} matches {len(matches)}")
             docs[matches[0]] = strategic_merge(docs[matches[0]], patch)
     return docs
+
+
+def _generate_config_maps(directory: Path, spec: Doc, docs: list[Doc]) -> None:
+    """configMapGenerator with files, as kustomize does it for deploy/k8s."""
+    generators = spec.get("configMapGenerator", [])
+    if not generators:
+        return
+    options = spec.get("generatorOptions", {})
+    # A hashed name would roll the pods on every config edit instead of reloading; the
+    # hash is not computed here, so a kustomization asking for one is refused.
+    if set(options) != {"disableNameSuffixHash"} or options["disableNameSuffixHash"] is not True:
+        raise NotImplementedError(f"{directory}: generatorOptions other than no name hash")
+    for generator in generators:
+        unsupported = set(generator) - _SUPPORTED_GENERATOR_KEYS
+        if unsupported or set(generator.get("options", {})) - {"labels"}:
+            raise NotImplementedError(f"{directory}: configMapGenerator {sorted(generator)}")
+        name = generator["name"]
+        data = {}
+        for entry in generator["files"]:
+            data_key, _, file = entry.rpartition("=")
+            data[data_key or Path(file).name] = (directory / file).read_text(encoding="utf-8")
+        labels = generator.get("options", {}).get("labels", {})
+        behavior = generator.get("behavior", "create")
+        matches = [i for i, doc in enumerate(docs) if key(doc) == ("ConfigMap", name)]
+        if behavior == "create":
+            assert not matches, f"{directory}: ConfigMap {name} generated twice"
+            metadata: Doc = {"name": name, **({"labels": dict(labels)} if labels else {})}
+            docs.append(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+            )
+            continue
+        if behavior not in ("replace", "merge") or len(matches) != 1:
+            raise NotImplementedError(f"{directory}: configMapGenerator {name}: {behavior}")
+        existing = copy.deepcopy(docs[matches[0]])
+        existing["data"] = data if behavior == "replace" else {**existing.get("data", {}), **data}
+        if labels:
+            existing["metadata"]["labels"] = {**existing["metadata"].get("labels", {}), **labels}
+        docs[matches[0]] = existing
 
 
 def by_kind(docs: list[Doc], kind: str) -> list[Doc]:

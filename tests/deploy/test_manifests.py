@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,15 +54,25 @@ def _validate(doc: Doc, where: str) -> None:
         pytest.fail(f"{where}: {problem}")
 
 
+def _generated_from() -> set[Path]:
+    """The files configMapGenerator turns into ConfigMaps (the sidecar's configs)."""
+    return {
+        file.resolve()
+        for directory in k8s.KUSTOMIZATIONS
+        for file in k8s.generator_files(directory).values()
+    }
+
+
 def _plain_manifest_files() -> list[Path]:
-    """Files holding whole core objects: neither kustomizations, patches nor the
-    Prometheus Operator's kinds (checked below, by what they say)."""
-    patches = k8s.patch_files()
+    """Files holding whole core objects: neither kustomizations, patches, the files
+    ConfigMaps are generated from, nor the Prometheus Operator's kinds (checked below,
+    by what they say)."""
+    not_objects = k8s.patch_files() | _generated_from()
     return [
         p
         for p in k8s.manifest_files()
         if p.name != "kustomization.yaml"
-        and p.resolve() not in patches
+        and p.resolve() not in not_objects
         and k8s.MONITORING not in p.parents
     ]
 
@@ -98,10 +109,12 @@ def test_kustomization_names_files_that_exist(directory: Path) -> None:
         )
     for entry in spec.get("patches", []):
         assert (directory / entry["path"]).is_file(), f"patch {entry['path']} does not exist"
+    for file in k8s.generator_files(directory).values():
+        assert file.is_file(), f"configMapGenerator file {file.name} does not exist"
 
 
 def _used_files() -> set[Path]:
-    used = set(k8s.patch_files())
+    used = set(k8s.patch_files()) | _generated_from()
     for directory in [*k8s.KUSTOMIZATIONS, k8s.MONITORING]:
         used.add((directory / "kustomization.yaml").resolve())
         used.update((directory / e).resolve() for e in k8s.kustomization(directory)["resources"])
@@ -389,18 +402,47 @@ def test_check_config_accepts_the_configmap_with_the_example_secrets(
     assert "session.secret_keys[0]: looks like a placeholder" in err
 
 
-def test_check_config_reads_the_configmap_manifest_itself(
-    capsys: pytest.CaptureFixture[str],
+def test_the_configmap_is_a_config_file_as_written_under_its_mounted_name(
+    rendered: list[Doc],
 ) -> None:
-    """What an operator runs before `kubectl apply`: the manifest, without the pod's files."""
-    manifest = k8s.BASE / "configmap.yaml"
-    assert cli.main(["check-config", "-c", str(manifest), "--skip-secret-files"]) == 0
+    """No copy kept by hand: the ConfigMap holds one of the config files the tests check
+    (tests/config/test_examples.py), under the name the pod mounts. An unhashed name lets
+    an edited ConfigMap reload in place, where a new name would roll every pod (the
+    renderer refuses a hashed one)."""
+    _, config_map, _, _ = k8s.sidecar_mounts(rendered)
+    assert config_map == "ticketlog-sso-config"
+    texts = [file.read_text(encoding="utf-8") for file in k8s.config_files()]
+    assert k8s.sidecar_config_text(rendered) in texts
+
+
+@pytest.mark.parametrize("config", k8s.config_files(), ids=lambda p: str(p.relative_to(k8s.K8S)))
+def test_check_config_reads_the_config_file_without_the_pods_files(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What an operator runs before `kubectl apply`: the file, without the pod's secrets."""
+    assert cli.main(["check-config", "-c", str(config), "--skip-secret-files"]) == 0
     out, err = capsys.readouterr()
-    assert "(ConfigMap ticketlog-sso-config, key config.yaml): valid (1 tenant)" in out
+    assert f"{config}: valid (1 tenant)" in out
     assert "not checked (file not on this machine): session.redis_url_file" in out
     assert "session.store" not in err, "the deployment's store is one that keeps accounts"
-    assert cli.main(["check-config", "-c", str(manifest)]) == 2
+    assert cli.main(["check-config", "-c", str(config)]) == 2
     assert "session.secret_keys_file: cannot read" in capsys.readouterr().err
+
+
+def test_check_config_reads_the_rendered_manifest(rendered: list[Doc]) -> None:
+    """`kubectl kustomize DIR | ticketlog-sso check-config -c - --skip-secret-files`"""
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar", "check-config", "-c", "-", "--skip-secret-files"],
+        input=yaml.safe_dump_all(rendered),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=k8s.REPO,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "- (ConfigMap ticketlog-sso-config, key config.yaml): valid (1 tenant)" in result.stdout
+    assert "https://desk.contoso.com/.sso/callback" in result.stdout
 
 
 # -- replicas and the session store ------------------------------------------------------
@@ -448,6 +490,7 @@ def test_overlays_use_the_base_config_unchanged() -> None:
         if overlay.name == "workload-identity":
             continue  # swaps the tenant's credential, nothing else: test_workload_identity.py
         assert k8s.sidecar_config_text(_RENDERED[overlay]) == base_config, overlay.name
+        assert not k8s.generator_files(overlay), f"{overlay}: a config of its own"
         for path in overlay.glob("*.yaml"):
             kinds = {d.get("kind") for d in k8s.load_documents(path)}
             assert "ConfigMap" not in kinds, f"{path}: a copy of the config"

@@ -19,7 +19,7 @@ from yarl import URL
 from sidecar import logs, metrics
 from sidecar.desk_wire import Origin, UnsendableRequest
 from sidecar.headers import FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, REQUEST_ID, end_to_end
-from sidecar.pages import errors
+from sidecar.pages import error_pages
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
 from sidecar.upstream import UpstreamError, UpstreamPool, UpstreamResponse
@@ -113,8 +113,8 @@ def _failure(request: web.Request, ctx: RequestScope, exc: BaseException) -> web
     metrics.UPSTREAM_ERRORS.labels(tenant, kind).inc()
     logs.error("upstream_failed", request_id=ctx.request_id, tenant=tenant, kind=kind)
     if timed_out:
-        return error_response(request, errors.UPSTREAM_TIMEOUT)
-    return error_response(request, errors.UPSTREAM_UNAVAILABLE)
+        return error_response(request, error_pages.UPSTREAM_TIMEOUT)
+    return error_response(request, error_pages.UPSTREAM_UNAVAILABLE)
 
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
@@ -122,7 +122,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     headers = _forwarding_headers(ctx, request)
     if _is_websocket(request):
         if not _valid_handshake(request):
-            return error_response(request, errors.BAD_WEBSOCKET_HANDSHAKE)
+            return error_response(request, error_pages.BAD_WEBSOCKET_HANDSHAKE)
         url = URL(ctx.tenant.upstream_origin + ctx.target, encoded=True)
         if ctx.identity_headers is not None:
             headers.extend(ctx.identity_headers.fields)
@@ -138,7 +138,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
             ctx.identity_headers.block if ctx.identity_headers is not None else None,
         )
     except UnsendableRequest:
-        return error_response(request, errors.UNFORWARDABLE_REQUEST)
+        return error_response(request, error_pages.UNFORWARDABLE_REQUEST)
     except (TimeoutError, UpstreamError, OSError) as exc:
         return _failure(request, ctx, exc)
     ctx.upstream_seconds = time.monotonic() - started

@@ -11,7 +11,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from sidecar import routes
 from sidecar.auth.redirects import safe_redirect_target
 from sidecar.pages.branding import DEFAULT_LOOK, PageLook, look_of
-from sidecar.pages.errors import PageError
+from sidecar.pages.error_pages import PageError
 from sidecar.pages.i18n import negotiate
 from sidecar.pages.render import error_page
 from sidecar.request_scope import SCOPE

@@ -41,8 +41,8 @@ from sidecar.oidc.errors import (
     aadsts_from_description,
 )
 from sidecar.oidc.provider import EntraProvider
-from sidecar.pages import errors
-from sidecar.pages.errors import PageError
+from sidecar.pages import error_pages
+from sidecar.pages.error_pages import PageError
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response, redirect
 from sidecar.store import StoreUnavailable
@@ -91,7 +91,7 @@ def _failure(
 def _bad_callback(
     request: web.Request, ctx: RequestScope, result: str, rd: str = "/"
 ) -> web.Response:
-    return _failure(request, ctx, errors.INVALID_CALLBACK, result=result, rd=rd)
+    return _failure(request, ctx, error_pages.INVALID_CALLBACK, result=result, rd=rd)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -112,7 +112,9 @@ async def login(request: web.Request) -> web.StreamResponse:
             tenant=ctx.tenant.host,
             reason=str(exc),
         )
-        return _failure(request, ctx, errors.ENTRA_UNREACHABLE_AT_LOGIN, result="discovery_failed")
+        return _failure(
+            request, ctx, error_pages.ENTRA_UNREACHABLE_AT_LOGIN, result="discovery_failed"
+        )
     transaction = LoginTransaction(
         state=auth.state,
         nonce=auth.nonce,
@@ -254,7 +256,7 @@ async def _complete(
         # required when discovery says Entra sends it.
         if not provider.response_iss_valid(metadata, params.get("iss")):
             return _failure(
-                request, ctx, errors.CALLBACK_FROM_ANOTHER_ISSUER, result="iss_mismatch", rd=rd
+                request, ctx, error_pages.CALLBACK_FROM_ANOTHER_ISSUER, result="iss_mismatch", rd=rd
             )
         result = await provider.exchange_code(
             code=code,
@@ -274,7 +276,11 @@ async def _complete(
             hint=_admin_hint(provider, exc.aadsts, exc.error) or "see the AADSTS code",
         )
         misconfigured = exc.error in ("invalid_client", "unauthorized_client")
-        page = errors.SIGN_IN_MISCONFIGURED if misconfigured else errors.CODE_REDEMPTION_FAILED
+        page = (
+            error_pages.SIGN_IN_MISCONFIGURED
+            if misconfigured
+            else error_pages.CODE_REDEMPTION_FAILED
+        )
         return _failure(request, ctx, page, result="token_error", rd=rd)
     except FederatedTokenUnreadable as exc:
         # The pod's projected token is missing or empty: no request to Entra was made.
@@ -285,14 +291,20 @@ async def _complete(
             path=exc.path,
             reason=exc.reason,
         )
-        return _failure(request, ctx, errors.SIGN_IN_MISCONFIGURED, result="token_error", rd=rd)
+        return _failure(
+            request, ctx, error_pages.SIGN_IN_MISCONFIGURED, result="token_error", rd=rd
+        )
     except (ProviderUnavailable, InvalidDiscovery) as exc:
         logs.error("entra_unavailable", request_id=ctx.request_id, tenant=host, reason=str(exc))
-        return _failure(request, ctx, errors.ENTRA_UNREACHABLE, result="idp_unavailable", rd=rd)
+        return _failure(
+            request, ctx, error_pages.ENTRA_UNREACHABLE, result="idp_unavailable", rd=rd
+        )
     except InvalidIdToken as exc:
         # SECURITY: a token that fails any check (OIDC Core §3.1.3.7) creates no session.
         logs.error("id_token_rejected", request_id=ctx.request_id, tenant=host, reason=exc.reason)
-        return _failure(request, ctx, errors.ID_TOKEN_REJECTED, result="invalid_id_token", rd=rd)
+        return _failure(
+            request, ctx, error_pages.ID_TOKEN_REJECTED, result="invalid_id_token", rd=rd
+        )
     metrics.record_client_secret(
         host, result.secret_index, provider.secret_fingerprint(result.secret_index)
     )
@@ -330,7 +342,7 @@ async def _refuse_without_role(
     response = _failure(
         request,
         ctx,
-        errors.ROLE_REQUIRED,
+        error_pages.ROLE_REQUIRED,
         result="role_refused",
         message_args={"desk": ctx.tenant.config.display_name, "roles": ", ".join(allowed)},
     )
@@ -368,14 +380,14 @@ def _refusal_page(
 ) -> tuple[PageError, dict[str, object] | None]:
     """What the page tells the user Entra said, and the values its message names."""
     if aadsts == _NOT_ASSIGNED:
-        return errors.NOT_ASSIGNED, None
+        return error_pages.NOT_ASSIGNED, None
     if aadsts == _CONSENT_DECLINED or (error == "access_denied" and aadsts is None):
         # The user pressed Cancel at Entra (on the consent prompt: AADSTS65004, "user
         # declined"): a choice of theirs, not a failure, and said in those words.
-        return errors.SIGN_IN_CANCELLED, {"desk": tenant.config.display_name}
+        return error_pages.SIGN_IN_CANCELLED, {"desk": tenant.config.display_name}
     if correlation:
-        return errors.SIGN_IN_NOT_COMPLETED_WITH_CORRELATION_ID, {"id": correlation}
-    return errors.SIGN_IN_NOT_COMPLETED, None
+        return error_pages.SIGN_IN_NOT_COMPLETED_WITH_CORRELATION_ID, {"id": correlation}
+    return error_pages.SIGN_IN_NOT_COMPLETED, None
 
 
 # SECURITY: metric labels come from a fixed set, so a client replaying callbacks with

@@ -26,17 +26,15 @@ from aiohttp import web
 from sidecar import logs, metrics, routes, sign_in
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.redirects import safe_redirect_target
-from sidecar.pages import errors
+from sidecar.auth.signup_screen import email_is_fixed, render_signup
+from sidecar.pages import error_pages
 from sidecar.pages.i18n import DEFAULT_LANGUAGE, N_, Language, language
-from sidecar.pages.render import render_page
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import (
     error_response,
-    html_response,
     is_navigation,
     login_required,
     page_language,
-    page_look,
     redirect,
 )
 from sidecar.sign_in import SignInState
@@ -103,54 +101,6 @@ async def _answer(
     return redirect(routes.signup_url(rd), 303)
 
 
-def email_is_fixed(state: SignInState) -> bool:
-    """The address from Entra is used as it is (the seed: users must not alter it), unless
-    Entra says its domain is not verified (xms_edov false): then the user may type another
-    one, which is verified like any typed address."""
-    assert state.session is not None
-    return state.claimed_email is not None and state.session.email_domain_verified is not False
-
-
-async def render_signup(
-    request: web.Request,
-    state: SignInState,
-    rd: str,
-    *,
-    status: int = 200,
-    error: str | None = None,
-    notice: str | None = None,
-    typed_email: str | None = None,
-) -> web.Response:
-    ctx = request[SCOPE]
-    assert state.session is not None
-    sso = request.app[SSO]
-    session = state.session
-    host = ctx.tenant.host
-    pending = await sso.codes.pending_email(host, session.user_key)
-    body = render_page(
-        "signup.html",
-        lang=page_language(request),
-        look=page_look(request),
-        name=session.name,
-        given_name=session.given_name,
-        family_name=session.family_name,
-        claimed_email=state.claimed_email,
-        typed_email=typed_email,
-        email_locked=email_is_fixed(state),
-        csrf_token=sso.keys.csrf_token(session.key),
-        rd=rd,
-        error=error,
-        notice=notice,
-        code_sent_to=pending,
-        resend_wait=int(await sso.codes.cooldown_left(host, session.user_key) + 0.999),
-        allowed_domains=list(ctx.tenant.config.allowed_email_domains),
-        signout_url=routes.LOGOUT,
-        reverify=state.account is not None,
-        verified_email=state.account.email if state.account else None,
-    )
-    return html_response(body, status=status)
-
-
 def _needs_signup(state: SignInState) -> bool:
     return state.account is None or state.email_change_pending
 
@@ -172,7 +122,7 @@ async def _guard(
             logs.warning("csrf_refused", request_id=ctx.request_id, path=request.path)
             return error_response(
                 request,
-                errors.SIGNUP_FORM_EXPIRED,
+                error_pages.SIGNUP_FORM_EXPIRED,
                 action_url=routes.signup_url(rd),
                 force_html=True,
                 rd=rd,

@@ -4,7 +4,7 @@ Each command is a coroutine taking the loaded ``Config`` and an output stream an
 the exit status; ``sidecar.cli`` parses the arguments, loads the config and runs them.
 """
 
-from sidecar.commands.accounts import delete_account, list_accounts, show_account
+from sidecar.commands.accounts_command import delete_account, list_accounts, show_account
 from sidecar.commands.check_entra import check_entra
 
 __all__ = ["check_entra", "delete_account", "list_accounts", "show_account"]

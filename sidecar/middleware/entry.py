@@ -16,7 +16,7 @@ from sidecar.forwarded import Network, origin_form, sender_of
 from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
 from sidecar.middleware.framing import framing_refusal
-from sidecar.pages import errors
+from sidecar.pages import error_pages
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
 from sidecar.store import StoreUnavailable
@@ -63,7 +63,7 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             metrics.STORE_ERRORS.inc()
             logs.error("store_unavailable", request_id=request_id)
             status = 503
-            response = error_response(request, errors.STORE_UNAVAILABLE)
+            response = error_response(request, error_pages.STORE_UNAVAILABLE)
             return response
         except Exception:
             logs.logger.exception("internal_error", extra={"fields": {"request_id": request_id}})
@@ -72,7 +72,7 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
                 # aiohttp's error handler closes the connection instead (http_errors).
                 raise
             status = 500
-            response = error_response(request, errors.INTERNAL_ERROR)
+            response = error_response(request, error_pages.INTERNAL_ERROR)
             return response
         finally:
             IN_FLIGHT.dec()

@@ -23,22 +23,22 @@ from __future__ import annotations
 
 from aiohttp import HttpVersion10, HttpVersion11, hdrs, web
 
-from sidecar.pages import errors
-from sidecar.pages.errors import PageError
+from sidecar.pages import error_pages
+from sidecar.pages.error_pages import PageError
 
 
 def framing_refusal(request: web.Request) -> PageError | None:
     """Why this request may not go on, or None."""
     version = request.version
     if version != HttpVersion11 and version != HttpVersion10:
-        return errors.HTTP_VERSION_NOT_SUPPORTED
+        return error_pages.HTTP_VERSION_NOT_SUPPORTED
     headers = request.headers
     if hdrs.TRANSFER_ENCODING in headers:
         codings = headers.getall(hdrs.TRANSFER_ENCODING)
         if version == HttpVersion10:
-            return errors.CHUNKED_HTTP_1_0
+            return error_pages.CHUNKED_HTTP_1_0
         if ",".join(codings).strip().lower() != "chunked":
-            return errors.TRANSFER_CODING_NOT_SUPPORTED
+            return error_pages.TRANSFER_CODING_NOT_SUPPORTED
     if "#" in request.raw_path:
-        return errors.FRAGMENT_IN_TARGET
+        return error_pages.FRAGMENT_IN_TARGET
     return None

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sidecar.pages import errors
+from sidecar.pages import error_pages
 from sidecar.paths import remove_dot_segments, split_target
 from sidecar.request_scope import SCOPE
 from sidecar.responses import error_response
@@ -46,7 +46,7 @@ def names_sso_prefix(target: str, decoded: str) -> bool:
 
 
 def _not_found(request: web.Request) -> web.Response:
-    return error_response(request, errors.NOT_FOUND)
+    return error_response(request, error_pages.NOT_FOUND)
 
 
 def own_routes_middleware(*, routes: Routes, forward_auth: RouteHandler) -> Middleware:

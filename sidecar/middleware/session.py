@@ -16,7 +16,7 @@ from sidecar import routes, sign_in
 from sidecar.auth.context import SsoServices
 from sidecar.auth.decision import ANONYMOUS, SIGNED_IN, Decision, Verdict, decide, decide_now
 from sidecar.auth.redirects import safe_redirect_target
-from sidecar.auth.signup_routes import render_signup
+from sidecar.auth.signup_screen import render_signup
 from sidecar.request_scope import SCOPE
 from sidecar.responses import is_navigation, login_required, redirect, signup_required
 

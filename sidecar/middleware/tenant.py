@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.headers import FORWARDED_HOST, last_listed
-from sidecar.pages import errors
+from sidecar.pages import error_pages
 from sidecar.request_scope import SCOPE
 from sidecar.responses import error_response
 from sidecar.tenants import BadHost, TenantTableRef, parse_host
@@ -23,12 +23,12 @@ def tenant_middleware(*, tenants: TenantTableRef) -> Middleware:
         try:
             host = parse_host(host_values)
         except BadHost as exc:
-            return error_response(request, errors.BAD_HOST, message_args={"reason": exc})
+            return error_response(request, error_pages.BAD_HOST, message_args={"reason": exc})
         # SECURITY: only the Host header chooses the tenant, never an absolute-form
         # request target (RFC 9112 §3.2.2 says to prefer it; we refuse to let it pick).
         found = tenants.table.lookup(host)
         if found is None:
-            return error_response(request, errors.UNKNOWN_HOST)
+            return error_response(request, error_pages.UNKNOWN_HOST)
         ctx.tenant = found
         ctx.public_host = f"{found.host}:{host.port}" if host.port else found.host
         ctx.forwarded_host = host_values[0].strip()

@@ -12,7 +12,7 @@ import yaml
 
 from bench.procs import free_port
 from sidecar.cli import main
-from sidecar.commands.accounts import delete_account, list_accounts, show_account
+from sidecar.commands.accounts_command import delete_account, list_accounts, show_account
 from sidecar.config.model import Config
 from sidecar.signup.accounts import Account, AccountStore
 from sidecar.store.redis_store import RedisStore

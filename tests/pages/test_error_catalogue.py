@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sidecar.pages import errors
-from sidecar.pages.errors import CATALOGUE, PageError
+from sidecar.pages import error_pages
+from sidecar.pages.error_pages import CATALOGUE, PageError
 from sidecar.pages.i18n import LANGUAGES, language
 from sidecar.responses import error_response
 from tests.helpers import serve_app
@@ -52,7 +52,7 @@ CONTRACT = {
     "SIGNUP_FORM_EXPIRED": (403, "csrf_refused"),
 }
 
-NAMES = {entry: name for name, entry in vars(errors).items() if isinstance(entry, PageError)}
+NAMES = {entry: name for name, entry in vars(error_pages).items() if isinstance(entry, PageError)}
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 

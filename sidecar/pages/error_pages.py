@@ -1,6 +1,6 @@
 """Every error the sidecar answers with a page: its status, its code and its words.
 
-A call site names one entry (``error_response(request, errors.UPSTREAM_TIMEOUT)``)
+A call site names one entry (``error_response(request, error_pages.UPSTREAM_TIMEOUT)``)
 and adds only what differs per request. The same entry is a page for a browser and
 ``{"error": ..., "message": ...}`` for a program: ``error`` is part of the operator
 contract (gateways, scripts and alerts match on it), so an entry's code never changes.

@@ -50,10 +50,16 @@ def build_public_app(runtime: Runtime) -> web.Application:
             entry_middleware(trusted_proxies=config.server.trusted_proxies),  # 1
             tenant_middleware(tenants=runtime.tenants),  # 2
             strip_middleware(),  # 3
-            # The session of steps 4 and 6 (sidecar.sign_in): aiohttp-session gives them
-            # get_session/new_session and saves a changed session into our own answers.
-            user_session_middleware(runtime.sso.sessions),
-            own_routes_middleware(routes=SSO_ROUTES, forward_auth=forward_auth.forward_auth),  # 4
+            own_routes_middleware(  # 4
+                routes=SSO_ROUTES,
+                forward_auth=forward_auth.forward_auth,
+                # aiohttp-session's middleware runs around our own routes: the answers it
+                # can save a new or ended session into. Desk traffic does not pass it: it
+                # would leave the desk's streamed answer alone anyway, and a level more in
+                # the pipeline costs every proxied request (docs/performance.md); what the
+                # proxy reads of the session it reads through get_session (sidecar.sign_in).
+                user_sessions=user_session_middleware(runtime.sso.sessions),
+            ),
             session_middleware(sso=runtime.sso),  # 5, 6, 7, 8
         ],
         client_max_size=OWN_ROUTE_MAX_BODY,

@@ -111,11 +111,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(_NO_CONFIG, file=sys.stderr)
         return EXIT_INVALID
     if path != "-" and Path(path).is_dir():
-        # A config directory (its files joined): each problem names its file.
-        loaded = _load_source(args)
-        if loaded is None:
+        # A config directory (its files joined): each problem, and each secret file
+        # --skip-secret-files left unread, names its file.
+        skipped: list[str] | None = [] if args.skip_secret_files else None
+        try:
+            loaded = sources.load(path, unread=skipped)
+        except ConfigError as exc:
+            _print_problems(path, exc.problems)
             return EXIT_INVALID
-        _report_valid(path, loaded.config, [])
+        _report_valid(path, loaded.config, skipped or [])
         return EXIT_OK
     text: str | None = None
     try:

@@ -36,11 +36,15 @@ class RequestScope:
     upstream_seconds: float | None = None
     log_fields: dict[str, Any] = field(default_factory=dict)
     body_bytes: int = 0  # of the answer, as the connection's writer sent them (access log)
+    # The answer's status and the seconds until the pipeline returned it, set by the entry
+    # step when it is done (access log).
+    status: int = 500
+    duration: float = 0.0
     # Set by the tenant step (step 2), which ends every request it cannot give one, so
     # the steps after it and the routes read a plain attribute typed without None (no
     # test at each use). Until then the slot is empty and reading it raises
     # AttributeError: what can run before it (error pages, through `known_tenant`; the
-    # entry step's access log, which catches the error) must not read it directly.
+    # entry step, which catches the error) must not read it directly.
     tenant: Tenant = field(init=False, repr=False, compare=False)
 
     def count_body_bytes(self, size: int, _total: int) -> None:

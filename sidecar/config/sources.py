@@ -110,13 +110,19 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
-    """The config at ``path`` (a file or a directory); ConfigError lists every problem."""
+def load(
+    path: str | Path, env: Mapping[str, str] | None = None, *, unread: list[str] | None = None
+) -> LoadedConfig:
+    """The config at ``path`` (a file or a directory); ConfigError lists every problem.
+    ``unread``: secret files not on this machine are listed there instead of being a
+    problem (check-config --skip-secret-files; loading.validate_document)."""
     with collector_paused():
-        return _load(Path(path), env)
+        return _load(Path(path), env, unread)
 
 
-def _load(source: Path, env: Mapping[str, str] | None) -> LoadedConfig:
+def _load(
+    source: Path, env: Mapping[str, str] | None, unread: list[str] | None = None
+) -> LoadedConfig:
     before = source_signature(source)
     if source.is_dir():
         documents = _read_directory(source)
@@ -130,9 +136,9 @@ def _load(source: Path, env: Mapping[str, str] | None) -> LoadedConfig:
     # Taken before the named files are read: a rotation during the load is seen next time.
     signature = before + files_signature(named)
     if source.is_dir():
-        config = _join_directory(source, documents, env)
+        config = _join_directory(source, documents, env, unread)
     else:
-        config = validate_document(documents[0][1], env)
+        config = validate_document(documents[0][1], env, unread=unread)
     return LoadedConfig(config, source, named, signature)
 
 
@@ -210,7 +216,10 @@ def _read_directory(directory: Path) -> list[tuple[str | None, Any]]:
 
 
 def _join_directory(
-    directory: Path, documents: list[tuple[str | None, Any]], env: Mapping[str, str] | None
+    directory: Path,
+    documents: list[tuple[str | None, Any]],
+    env: Mapping[str, str] | None,
+    unread: list[str] | None = None,
 ) -> Config:
     """One config from the directory's documents; every problem names its file."""
     problems: list[str] = []
@@ -242,11 +251,14 @@ def _join_directory(
             f"found in {' and '.join(mains)}"
         )
     joined["tenants"] = tenants
+    skipped: list[str] | None = None if unread is None else []
     try:
-        config = validate_document(joined, env)
+        config = validate_document(joined, env, unread=skipped)
     except ConfigError as exc:
         problems.extend(origins.locate(p) for p in exc.problems)
         raise ConfigError(problems) from None
+    if unread is not None and skipped:
+        unread.extend(origins.locate(entry) for entry in skipped)  # each names its file
     if problems:
         raise ConfigError(problems)
     return config

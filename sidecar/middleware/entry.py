@@ -1,5 +1,5 @@
 """Step 1, the entry: the request scope opened (sidecar.forwarded says who sent the
-request) and closed (request metrics, access-log fields), framing refusals first, and
+request) and closed (request metrics, what the access log writes), framing refusals first, and
 the last-resort answers to errors no later step handled."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from sidecar import logs, metrics
-from sidecar.access_log import ACCESS_FIELDS
 from sidecar.forwarded import Network, origin_form, sender_of
 from sidecar.http_errors import response_started
 from sidecar.metrics import IN_FLIGHT
@@ -82,20 +81,9 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             except AttributeError:  # answered before the tenant step chose one
                 tenant = "-"
             metrics.count_request(tenant, request.method, status)
-            duration = time.monotonic() - ctx.started
-            upstream = ctx.upstream_seconds
-            # Written once the answer is sent (access_log.RequestLogger), with its bytes.
-            request[ACCESS_FIELDS] = {
-                "request_id": request_id,
-                "tenant": tenant,
-                "method": request.method,
-                "path": ctx.target.split("?", 1)[0][:512],
-                "status": status,
-                "bytes": 0,
-                "duration_ms": round(duration * 1000, 2),
-                "upstream_ms": round(upstream * 1000, 2) if upstream is not None else None,
-                "client_ip": client_ip,
-                **ctx.log_fields,
-            }
+            # The access log's line is written from these once the answer is sent
+            # (access_log.RequestLogger), with its body bytes.
+            ctx.status = status
+            ctx.duration = time.monotonic() - ctx.started
 
     return scope

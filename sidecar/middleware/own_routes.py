@@ -49,7 +49,11 @@ def _not_found(request: web.Request) -> web.Response:
     return error_response(request, error_pages.NOT_FOUND)
 
 
-def own_routes_middleware(*, routes: Routes, forward_auth: RouteHandler) -> Middleware:
+def own_routes_middleware(
+    *, routes: Routes, forward_auth: RouteHandler, user_sessions: Middleware
+) -> Middleware:
+    """`user_sessions` (aiohttp-session's middleware) wraps every route answered here."""
+
     @web.middleware
     async def own_routes(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request[SCOPE]
@@ -57,7 +61,7 @@ def own_routes_middleware(*, routes: Routes, forward_auth: RouteHandler) -> Midd
         if not names_sso_prefix(ctx.target, request.path):
             return await handler(request) if tenant.proxies else _not_found(request)
         if request.path == AUTH or ctx.target.startswith(AUTH + "/"):
-            return await forward_auth(request)
+            return await user_sessions(request, forward_auth)
         methods = routes.get(request.path) if tenant.has_sso else None
         if methods is None:
             return _not_found(request)
@@ -66,6 +70,6 @@ def own_routes_middleware(*, routes: Routes, forward_auth: RouteHandler) -> Midd
         )
         if route is None:
             raise web.HTTPMethodNotAllowed(request.method, list(methods))
-        return await route(request)
+        return await user_sessions(request, route)
 
     return own_routes

@@ -4,6 +4,9 @@
   cached sign-in; None when the store must be asked.
 * load(request): the request's sign-in, read from the store (aiohttp-session's
   get_session over sidecar.sign_in.storage, then the account).
+  aiohttp-session's middleware wraps only our own routes (sidecar.app); for desk
+  traffic, which it would leave alone anyway, the storage is given to the request
+  here when the session must be read (_session).
 * start(request, claims): a new session for a validated ID token; aiohttp-session's
   middleware writes it and sets its cookie with the answer.
 * end(request, kind): the request's session ends here and in the store.
@@ -19,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from aiohttp_session import get_session, new_session
+from aiohttp_session import STORAGE_KEY, Session, get_session, new_session
 
 from sidecar import logs, metrics
 from sidecar.auth.context import SSO, SsoServices
@@ -120,9 +123,21 @@ async def load(request: web.Request, *, shared: bool = False) -> SignInState:
     return state
 
 
+async def _session(request: web.Request) -> Session:
+    """get_session, also for desk traffic. aiohttp-session's middleware, which gives
+    the request its storage, runs around our own routes only: it saves changes into the
+    answers we build and never into the desk's streamed ones, so the proxied path goes
+    without that level of the pipeline, and the storage is given here on the rare
+    request that reads its session (a cache miss, the desk's logout path). Nothing may
+    change the session there: no middleware would save it (end() with desk_answers)."""
+    if STORAGE_KEY not in request:
+        request[STORAGE_KEY] = request.app[SSO].sessions
+    return await get_session(request)
+
+
 async def _load(request: web.Request, sso: SsoServices, cookie: str) -> SignInState:
     generation = sso.cache.generation
-    session = await get_session(request)
+    session = await _session(request)
     record: SessionRecord | None = session.get(RECORD)
     if record is None:
         return SIGNED_OUT
@@ -162,7 +177,7 @@ async def end(
     cookie = read_session_cookie(ctx)
     if cookie:
         sso.cache.discard(ctx.tenant.host, cookie)
-    session = await get_session(request)
+    session = await _session(request)
     record: SessionRecord | None = session.get(RECORD)
     if desk_answers:
         ctx.response_headers.append(("Set-Cookie", clearing_header(ctx, SESSION_COOKIE)))

@@ -194,3 +194,28 @@ def test_a_dangling_link_is_an_error_not_missing_tenants(tmp_path: Path) -> None
     [problem] = problems(config_dir)
     assert problem.startswith(f"{config_dir}/contoso.yaml: (file): cannot read ")
     assert problem.endswith("No such file or directory")
+
+
+def test_skip_secret_files_checks_a_directory_and_names_each_unread_file_s_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_dir = tmp_path / "tenants.d"
+    main_file = {**MAIN, "session": {"store": "memory", "secret_keys_file": "/nowhere/keys"}}
+    write(config_dir / "00-main.yaml", main_file)
+    contoso = sso_tenant("desk.contoso.com")
+    del contoso["sso"]["client_secret"]
+    contoso["sso"]["client_secret_file"] = "/nowhere/contoso"
+    write(config_dir / "b-contoso.yaml", {"tenants": [tenant("one.test"), contoso]})
+    assert main(["check-config", "-c", str(config_dir)]) == 2
+    assert "cannot read /nowhere/contoso" in capsys.readouterr().err
+
+    assert main(["check-config", "-c", str(config_dir), "--skip-secret-files"]) == 0
+    out = capsys.readouterr().out
+    assert "00-main.yaml: session.secret_keys_file: /nowhere/keys" in out
+    assert "b-contoso.yaml: tenants[1].sso.client_secret_file: /nowhere/contoso" in out
+
+    # What can be checked still is, and still names its file.
+    contoso["sso"]["client_id"] = "nope"
+    write(config_dir / "b-contoso.yaml", {"tenants": [tenant("one.test"), contoso]})
+    assert main(["check-config", "-c", str(config_dir), "--skip-secret-files"]) == 2
+    assert "b-contoso.yaml: tenants[1].sso.client_id: not a GUID" in capsys.readouterr().err

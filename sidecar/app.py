@@ -22,7 +22,10 @@ from sidecar.runtime import Runtime
 
 # aiohttp-session keeps its storage under a plain string key of the request, which
 # aiohttp warns about (it recommends typed keys); the key is the library's, not ours.
-warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module="aiohttp_session")
+# sidecar.sign_in sets the same key for desk traffic (its _session says why).
+warnings.filterwarnings(
+    "ignore", category=web.NotAppKeyWarning, module=r"aiohttp_session|sidecar\.sign_in"
+)
 
 # Our own routes take small forms; desk traffic streams and has no size limit here.
 OWN_ROUTE_MAX_BODY = 64 * 1024

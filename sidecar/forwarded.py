@@ -16,7 +16,7 @@ from yarl import URL
 from sidecar.headers import FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, last_listed
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # the whole value (fullmatch)
 
 # Request ids: a random per-process prefix and a counter. Unique across replicas and
 # restarts in practice, and without the system call uuid4() makes per request.
@@ -42,7 +42,8 @@ def sender_of(request: web.Request, trusted_proxies: Sequence[Network]) -> Sende
     proto = last_listed(headers, FORWARDED_PROTO).lower()
     scheme = proto if proto in ("http", "https") else request.scheme
     given_id = headers.get(REQUEST_ID, "")
-    request_id = given_id if _REQUEST_ID.match(given_id) else next_request_id()
+    # fullmatch: `$` would also let a value end in a line feed.
+    request_id = given_id if _REQUEST_ID.fullmatch(given_id) else next_request_id()
     return Sender(client_ip, scheme, request_id, True)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,6 +34,22 @@ def base_config(desk_url: str, **tenant_extra: Any) -> dict[str, Any]:
         "session": {"store": "memory", "secret_keys": [SESSION_KEY]},
         "tenants": [tenant],
     }
+
+
+#: The repository's top folder.
+REPO = Path(__file__).resolve().parents[1]
+
+
+def repository_files() -> list[Path]:
+    """Every file of the repository a commit would hold (tracked, or new and not ignored)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return [REPO / name for name in listed if (REPO / name).is_file()]
 
 
 def config_from(document: dict[str, Any]) -> Config:

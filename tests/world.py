@@ -23,6 +23,7 @@ from multidict import CIMultiDictProxy
 from sidecar.dev.desk import make_desk_app
 from sidecar.dev.entra import EntraEmulator, sample_tenant
 from sidecar.store import Store
+from sidecar.store.redis_store import RedisStore
 from tests.helpers import SESSION_KEY, RunningSidecar, config_from, run_sidecar, serve_app
 from tests.smtp_server import Collector, start_smtp
 
@@ -244,3 +245,21 @@ async def open_world(
                 )
     finally:
         controller.stop()
+
+
+@asynccontextmanager
+async def two_replicas(
+    redis_url: str, *, edit: Any = None
+) -> AsyncIterator[tuple[World, RunningSidecar]]:
+    """The world's sidecar (replica A) and a second one of the same config (replica B),
+    each with its own connection to one Redis, as two pods of a deployment."""
+    store_a, store_b = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
+    try:
+        async with (
+            open_world(store=store_a, edit=edit) as world,
+            run_sidecar(config_from(world.document), store=store_b) as replica_b,
+        ):
+            yield world, replica_b
+    finally:
+        await store_a.close()
+        await store_b.close()

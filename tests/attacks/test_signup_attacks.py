@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from sidecar.signup import AccountStore
-from sidecar.store.redis_store import RedisStore
-from tests.helpers import config_from, run_sidecar
-from tests.world import HOST, Browser, Reply, World, open_world
+from tests.world import HOST, Browser, Reply, World, open_world, two_replicas
 
 
 async def at_step_two(world: World, browser: Browser) -> Reply:
@@ -32,35 +30,27 @@ async def verification_results(world: World) -> dict[str, float]:
 
 
 async def test_brute_force_is_counted_across_replicas(redis_url: str) -> None:
-    store_a, store_b = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
-    try:
-        async with (
-            open_world(store=store_a) as world,
-            run_sidecar(config_from(world.document), store=store_b) as replica_b,
-        ):
-            on_a = world.browser("alice")
-            page = await at_step_two(world, on_a)
-            csrf = page.form_value("csrf_token")
-            code = world.smtp.last_code()
-            wrong = "000000" if code != "000000" else "111111"
-            on_b = Browser(world.http, replica_b.url, world.emulator_url, cookies=on_a.cookies)
-            statuses = []
-            for attempt in range(5):  # alternate replicas: the count is in Redis, not per process
-                replica = on_a if attempt % 2 == 0 else on_b
-                reply = await replica.submit(
-                    "/.sso/verify", {"csrf_token": csrf, "code": wrong, "rd": "/echo"}
-                )
-                statuses.append(reply.status)
-            assert statuses == [400, 400, 400, 400, 429]
-            for replica in (on_a, on_b):
-                reply = await replica.submit(
-                    "/.sso/verify", {"csrf_token": csrf, "code": code, "rd": "/echo"}
-                )
-                assert reply.status == 429
-            assert await AccountStore(store_a).list(HOST) == []
-    finally:
-        await store_a.close()
-        await store_b.close()
+    async with two_replicas(redis_url) as (world, replica_b):
+        on_a = world.browser("alice")
+        page = await at_step_two(world, on_a)
+        csrf = page.form_value("csrf_token")
+        code = world.smtp.last_code()
+        wrong = "000000" if code != "000000" else "111111"
+        on_b = Browser(world.http, replica_b.url, world.emulator_url, cookies=on_a.cookies)
+        statuses = []
+        for attempt in range(5):  # alternate replicas: the count is in Redis, not per process
+            replica = on_a if attempt % 2 == 0 else on_b
+            reply = await replica.submit(
+                "/.sso/verify", {"csrf_token": csrf, "code": wrong, "rd": "/echo"}
+            )
+            statuses.append(reply.status)
+        assert statuses == [400, 400, 400, 400, 429]
+        for replica in (on_a, on_b):
+            reply = await replica.submit(
+                "/.sso/verify", {"csrf_token": csrf, "code": code, "rd": "/echo"}
+            )
+            assert reply.status == 429
+        assert await AccountStore(world.sidecar.runtime.sso.store).list(HOST) == []
 
 
 async def test_parallel_guesses_cannot_exceed_the_attempt_limit() -> None:

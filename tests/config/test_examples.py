@@ -23,9 +23,8 @@ from sidecar.config.loading import parse_config
 from sidecar.dev.certificates import self_signed
 from sidecar.dev.demo import DEMO_CLIENT_ID, DEMO_CONFIG, DEMO_HOST, demo_environment
 from tests.deploy import k8s
-from tests.helpers import SESSION_KEY
+from tests.helpers import REPO, SESSION_KEY, repository_files
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "config"
 
 #: Where the examples expect the pod's mounted Secrets and its projected token.
@@ -223,19 +222,11 @@ EXAMPLE_PATH = re.compile(r"(?<![\w./$-])((?:deploy/k8s|config)/[\w.-]+(?:/[\w.-
 
 def test_every_example_path_the_repository_names_exists() -> None:
     """What the docs, manifests and `--help` tell an operator to run or read is there."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
     readable = [
-        REPO / name
-        for name in listed
-        if not name.startswith("tests/")  # tests name made-up paths on purpose
-        and (name.endswith((".md", ".yaml", ".yml", ".py")) or Path(name).name == "Dockerfile")
-        and (REPO / name).is_file()
+        path
+        for path in repository_files()
+        if path.relative_to(REPO).parts[0] != "tests"  # tests name made-up paths on purpose
+        and (path.suffix in (".md", ".yaml", ".yml", ".py") or path.name == "Dockerfile")
     ]
     assert any(p.name == "reference.md" for p in readable)
     missing = [

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO, repository_files
+
 OUTSIDE = re.compile(r"\.\./shared|shared/docs|contract\.md|entra-reference\.md")
 LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
 
 
-def tracked_files() -> list[Path]:
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [REPO / name for name in listed if (REPO / name).is_file()]
-
-
 def test_nothing_points_outside_the_repository() -> None:
     offenders = []
-    for path in tracked_files():
+    for path in repository_files():
         if path.suffix in (".png", ".whl") or path == Path(__file__):
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -44,7 +33,7 @@ def test_nothing_points_outside_the_repository() -> None:
 
 @pytest.mark.parametrize(
     "document",
-    sorted(p for p in tracked_files() if p.suffix == ".md"),
+    sorted(p for p in repository_files() if p.suffix == ".md"),
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_every_relative_link_of_a_document_resolves(document: Path) -> None:

@@ -11,13 +11,12 @@ from sidecar import routes
 from sidecar.auth import forward_auth, info, login, logout, signup_routes
 from sidecar.auth.context import SSO
 from sidecar.middleware.entry import entry_middleware
-from sidecar.middleware.no_store import signed_in_no_store
 from sidecar.middleware.own_routes import Routes, own_routes_middleware
 from sidecar.middleware.session import session_middleware
 from sidecar.middleware.strip import strip_middleware
 from sidecar.middleware.tenant import tenant_middleware
 from sidecar.proxy import UPSTREAM_POOL, UPSTREAM_SESSION, proxy_handler
-from sidecar.responses import name_the_server
+from sidecar.responses import server_named
 from sidecar.runtime import Runtime
 
 # aiohttp-session keeps its storage under a plain string key of the request, which
@@ -67,16 +66,9 @@ def build_public_app(runtime: Runtime) -> web.Application:
         ],
         client_max_size=OWN_ROUTE_MAX_BODY,
     )
-    app.on_response_prepare.append(before_headers)
+    app.on_response_prepare.append(server_named)
     app[UPSTREAM_SESSION] = runtime.upstream
     app[UPSTREAM_POOL] = runtime.upstream_pool
     app[SSO] = runtime.sso
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
     return app
-
-
-async def before_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare, for every answer of the public port (streamed ones too): one
-    receiver calling plain functions, since each receiver is a coroutine per request."""
-    name_the_server(response)
-    signed_in_no_store(request, response)

@@ -29,9 +29,7 @@ def cookie_name(base: str, scheme: str) -> str:
 
 # The session cookie is read on every signed-in request: its name for each scheme is made
 # once, so the hot path builds no string for it.
-_SESSION_COOKIE_NAMES = {
-    scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")
-}
+SESSION_COOKIE_NAMES = {scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")}
 
 
 def set_cookie(
@@ -84,7 +82,7 @@ def read_cookie(ctx: RequestScope, base: str) -> str | None:
 
 def read_session_cookie(ctx: RequestScope) -> str | None:
     """read_cookie(ctx, SESSION_COOKIE), for the hot path."""
-    return ctx.our_cookies.get(_SESSION_COOKIE_NAMES[ctx.scheme]) or None
+    return ctx.our_cookies.get(SESSION_COOKIE_NAMES[ctx.scheme]) or None
 
 
 def is_ours(name: str) -> bool:
@@ -98,15 +96,18 @@ def split_cookies(header_values: list[str]) -> tuple[str, dict[str, str]]:
     SECURITY: the desk never sees our cookies (session id, sign-in transactions).
     """
     if len(header_values) == 1:
-        # The common cases, decided without the loop below: none of ours (SSO-less
-        # desks), or only our session cookie (an API client of a desk without cookies).
+        # The common cases, decided without the loop below: one cookie, our session
+        # (an API client of a desk without cookies) or the desk's; none of ours (SSO-less
+        # desks).
         header = header_values[0]
-        if "tlsso" not in header:
-            return header, {}
         if ";" not in header:
             name, sep, value = header.strip().partition("=")
             if sep and name in OUR_PREFIXES:
                 return "", {name: value.strip('"')}
+            if not is_ours(name):
+                return header, {}
+        elif "tlsso" not in header:
+            return header, {}
     kept: list[str] = []
     ours: dict[str, str] = {}
     for header in header_values:

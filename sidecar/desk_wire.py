@@ -42,13 +42,15 @@ def only_line_ends(text: str, lines: int) -> bool:
 @dataclass(frozen=True, slots=True)
 class HeadBlock:
     """Header lines serialised and checked once, for a set sent on many requests
-    (the identity headers of a signed-in user)."""
+    (the identity headers of a signed-in user), to end a request head with."""
 
-    data: bytes
+    # The lines, then the empty line that ends the head: a request head is its own
+    # lines and this, joined once.
+    closing: bytes
 
     @classmethod
     def of(cls, headers: CIMultiDict[str]) -> HeadBlock:
         text = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         if not only_line_ends(text, len(headers)):
             raise UnsendableRequest("a header has a line break or NUL")
-        return cls(text.encode("utf-8", "surrogateescape"))
+        return cls(text.encode("utf-8", "surrogateescape") + b"\r\n")

@@ -19,6 +19,7 @@ from yarl import URL
 from sidecar import logs, metrics
 from sidecar.desk_wire import Origin, UnsendableRequest
 from sidecar.headers import FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, REQUEST_ID, end_to_end
+from sidecar.no_store import signed_in_no_store
 from sidecar.pages import error_pages
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.responses import error_response
@@ -146,6 +147,8 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     try:
         headers_out = end_to_end(upstream.headers)
         headers_out.extend(ctx.response_headers)
+        if ctx.identity is not None:  # signed in (public paths never are)
+            signed_in_no_store(ctx, headers_out)
         length = upstream.content_length
         if length is not None and length <= SMALL_BODY and _has_body(request, upstream.status):
             return await _small_response(request, ctx, upstream, headers_out)

@@ -101,18 +101,30 @@ class Tenant:
     upstream: URL | None  # None: forward-auth only, nothing is proxied
     # For tenants with an sso block: the OIDC provider, built on first use.
     lazy_sso: LazySso | None = field(default=None, compare=False)
+    # Read on every request, so derived once here as plain instance attributes: Python
+    # 3.11 specialises reads of those, but neither of a cached_property nor of the
+    # pydantic config's fields (pydantic's __getattr__).
+    host: str = field(init=False, compare=False)
+    has_sso: bool = field(init=False, compare=False)
+    # False for a forward-auth-only tenant: the sidecar answers /.sso/* alone.
+    proxies: bool = field(init=False, compare=False)
+    public_paths: tuple[str, ...] = field(init=False, compare=False)
+    logout_paths: tuple[str, ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        derive = object.__setattr__  # the dataclass is frozen
+        derive(self, "host", self.config.host)
+        derive(self, "has_sso", self.config.sso is not None)
+        derive(self, "proxies", self.upstream is not None)
+        derive(self, "public_paths", self.config.public_paths)
+        derive(self, "logout_paths", self.config.logout_paths)
 
     @property
     def sso(self) -> EntraProvider | None:
         """The sign-in provider (None without an sso block)."""
         return None if self.lazy_sso is None else self.lazy_sso.get()
 
-    # cached_property: after the first read these are plain attribute reads, and they
-    # are read several times on every request.
-    @cached_property
-    def host(self) -> str:
-        return self.config.host
-
+    # Built at first use: most of 10,000 tenants are never proxied to on one replica.
     @cached_property
     def upstream_origin(self) -> str:
         """scheme://host[:port] of the desk: request targets are appended to it as they are."""
@@ -124,15 +136,6 @@ class Tenant:
         """The desk's address for the upstream pool."""
         assert self.upstream is not None
         return Origin.of(self.upstream)
-
-    @cached_property
-    def proxies(self) -> bool:
-        """False for a forward-auth-only tenant: the sidecar answers /.sso/* alone."""
-        return self.upstream is not None
-
-    @cached_property
-    def has_sso(self) -> bool:
-        return self.config.sso is not None
 
 
 class TenantTable:

@@ -121,8 +121,8 @@ def request_head(
         raise UnsendableRequest("the request head has a line break or NUL in a field")
     # Values came from aiohttp's parser as UTF-8 with surrogate escapes: the same bytes go on.
     wire = head.encode("utf-8", "surrogateescape")
-    # `extra` was checked when it was made; then the empty line that ends the head.
-    return b"".join((wire, extra.data, b"\r\n")) if extra is not None else wire + b"\r\n"
+    # `extra` was checked when it was made, and brings the empty line that ends the head.
+    return wire + extra.closing if extra is not None else wire + b"\r\n"
 
 
 class UpstreamResponse:

@@ -24,8 +24,8 @@ def test_a_field_that_could_end_a_line_is_refused(name: str, value: str) -> None
         HeadBlock.of(CIMultiDict({"X-TicketLog-User": "oid.tid", name: value}))
 
 
-def test_fields_are_serialised_as_header_lines_in_their_order() -> None:
+def test_fields_are_serialised_as_header_lines_in_their_order_then_the_heads_end() -> None:
     fields = CIMultiDict({"X-TicketLog-User": "oid.tid", "X-TicketLog-Name": "Ünïcode"})
-    assert HeadBlock.of(fields).data == (
-        "X-TicketLog-User: oid.tid\r\nX-TicketLog-Name: Ünïcode\r\n".encode()
+    assert HeadBlock.of(fields).closing == (
+        "X-TicketLog-User: oid.tid\r\nX-TicketLog-Name: Ünïcode\r\n\r\n".encode()
     )

@@ -40,9 +40,10 @@ class Identity:
     family_name: str | None
     name: str | None
     roles: tuple[str, ...] | None = None  # the ID token's app roles; None: no roles claim
-    # The signer's header sets for this very object, by (scheme, public host): the hot
-    # path finds them without hashing and comparing identities field by field.
-    _signed: dict[tuple[str, str], IdentityHeaders] = field(
+    # The signer's header sets for this very object, by public host (each holds the
+    # scheme it was made for): the hot path finds them without hashing and comparing
+    # identities field by field, and without building a key.
+    _signed: dict[str, IdentityHeaders] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -67,6 +68,7 @@ class IdentityHeaders:
     serialised once (every other request)."""
 
     fresh_until: float  # time.monotonic(): reused until then, then signed again
+    scheme: str  # of the public origin it was made for (the issuer's)
     fields: CIMultiDict[str]
     block: HeadBlock
 
@@ -86,9 +88,8 @@ class AssertionSigner:
         # The request's arrival time: no clock read per request on the hot path.
         now = ctx.started
         # The public host names the tenant (the audience) and, with the scheme, the issuer.
-        site = (ctx.scheme, ctx.public_host)
-        memo = identity._signed.get(site)
-        if memo is not None and now < memo.fresh_until:
+        memo = identity._signed.get(ctx.public_host)
+        if memo is not None and now < memo.fresh_until and memo.scheme == ctx.scheme:
             return memo
         # SECURITY: the public host carries the port the client sent, so a signed-in
         # client cycling ports could grow this memo without end: a few sites at most.
@@ -96,16 +97,16 @@ class AssertionSigner:
             identity._signed.clear()
         # An equal identity of an earlier sign-in state (the sign-in cache renews its
         # entries every few seconds) reuses what was signed for it.
-        cache_key = (identity, *site)
+        cache_key = (identity, ctx.scheme, ctx.public_host)
         built = self._cache.get(cache_key)
         if built is None or now >= built.fresh_until:
             issuer = ctx.public_origin + routes.ISSUER_PATH
             fields = identity_headers(identity, self._sign(identity, issuer, ctx.tenant.host))
-            built = IdentityHeaders(now + REUSE_FOR, fields, HeadBlock.of(fields))
+            built = IdentityHeaders(now + REUSE_FOR, ctx.scheme, fields, HeadBlock.of(fields))
             self._cache[cache_key] = built
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
-        identity._signed[site] = built
+        identity._signed[ctx.public_host] = built
         return built
 
     def _sign(self, identity: Identity, issuer: str, audience: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.cookies import split_cookies
@@ -17,7 +17,7 @@ def strip_middleware() -> Middleware:
         headers = end_to_end(request.headers, also_drop=("host", REQUEST_ID))
         # The Cookie lines first (in any case): never an identity header, so the check
         # below need not weigh their name, which every signed-in request would pay.
-        cookie_lines = headers.popall("Cookie", None)
+        cookie_lines = headers.popall(hdrs.COOKIE, None)
         # SECURITY: client-sent identity headers die here, in every spelling and every
         # duplicate, on every path and tenant (see sidecar.headers.CLIENT_MAY_NOT_SEND).
         for name in {k for k in headers if canonical(k) in CLIENT_MAY_NOT_SEND}:
@@ -25,7 +25,7 @@ def strip_middleware() -> Middleware:
         if cookie_lines is not None:
             cookies, ctx.our_cookies = split_cookies(cookie_lines)
             if cookies:
-                headers["Cookie"] = cookies
+                headers[hdrs.COOKIE] = cookies
         ctx.upstream_headers = headers
         return await handler(request)
 

@@ -27,7 +27,12 @@ from aiohttp_session import STORAGE_KEY, Session, get_session, new_session
 from sidecar import logs, metrics
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.identity import Identity
-from sidecar.cookies import SESSION_COOKIE, clearing_header, read_session_cookie
+from sidecar.cookies import (
+    SESSION_COOKIE,
+    SESSION_COOKIE_NAMES,
+    clearing_header,
+    read_session_cookie,
+)
 from sidecar.oidc.idtoken import IdTokenClaims
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.sign_in.storage import RECORD, SessionRecord
@@ -57,6 +62,9 @@ class SignInState:
     # verified one.
     identity: Identity | None = field(init=False, default=None)
     email_change_pending: bool = field(init=False, default=False)
+    # Signed in with a verified account and nothing to verify: the only kind the cache
+    # holds, and allowed on every path that is not a logout path.
+    complete: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identity", self._identity())
@@ -70,6 +78,9 @@ class SignInState:
         ):
             changed = self.claimed_email.lower() != self.account.email.lower()
             object.__setattr__(self, "email_change_pending", changed)
+        object.__setattr__(
+            self, "complete", self.identity is not None and not self.email_change_pending
+        )
 
     def _identity(self) -> Identity | None:
         """Names come from the latest ID token; the email only ever from the account."""
@@ -94,7 +105,7 @@ SIGNED_OUT = SignInState(None, None)
 def resolve(ctx: RequestScope, sso: SsoServices) -> SignInState | None:
     """The sign-in when no store read is needed: SIGNED_OUT without a cookie, or the
     cached one; None when load() must ask the store. No coroutine: the proxy's hot path."""
-    cookie = read_session_cookie(ctx)
+    cookie = ctx.our_cookies.get(SESSION_COOKIE_NAMES[ctx.scheme])  # read_session_cookie
     if not cookie:
         return SIGNED_OUT
     # The cache answers only while the store is known to be up: an outage fails closed.
@@ -144,7 +155,7 @@ async def _load(request: web.Request, sso: SsoServices, cookie: str) -> SignInSt
     # SECURITY: the account is found by (host, tid, oid) only, never by email (nOAuth).
     account = await sso.accounts.get(record.host, record.user_key)
     state = SignInState(record, account, usable_claim(record.email_claim))
-    if account is not None and not state.email_change_pending:
+    if state.complete:
         # Not if a logout or deletion dropped entries meanwhile: this read may predate it.
         sso.cache.put(record.host, cookie, state, unless_dropped_since=generation)
     return state

@@ -26,8 +26,12 @@ class Store(abc.ABC):
     """Key/value store with expiry. Keys are str, values bytes; TTLs are seconds."""
 
     #: False after the last operation or ping failed: in-process caches must not
-    #: answer for the store while it is down (fail closed).
-    healthy: bool = True
+    #: answer for the store while it is down (fail closed). Set on the instance
+    #: (__init__), where the hot path's read of it is a specialised one.
+    healthy: bool
+
+    def __init__(self) -> None:
+        self.healthy = True
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -16,6 +16,7 @@ _SWEEP_EVERY = 1024  # writes between sweeps of expired keys
 
 class MemoryStore(Store):
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
         self._clock = clock
         self._values: dict[str, bytes | Members | int] = {}
         self._expiry: dict[str, float] = {}

@@ -72,6 +72,7 @@ def _ms(seconds: float) -> int:
 
 class RedisStore(Store):
     def __init__(self, client: aioredis.Redis, *, replicas_to_wait_for: int = 0) -> None:
+        super().__init__()
         self._redis = client
         self._wait_replicas = replicas_to_wait_for
         self._incr = client.register_script(_INCR_WITH_TTL)

@@ -52,7 +52,7 @@ def test_the_assertion_names_the_public_origin_it_was_asked_on() -> None:
     assert claims(ported)["iss"] == "https://desk.contoso.test:8443/.sso"
     assert claims(plain)["aud"] == claims(ported)["aud"] == "desk.contoso.test"
     assert plain.fields["X-TicketLog-Email"] == "alice@contoso.test"
-    assert plain.block.data.startswith(b"X-TicketLog-User: oid-1.tid-1\r\n")
+    assert plain.block.closing.startswith(b"X-TicketLog-User: oid-1.tid-1\r\n")
 
 
 def test_one_site_reuses_its_headers_for_a_minute_then_signs_again() -> None:

@@ -96,6 +96,23 @@ def test_cookie_header_filtering_never_keeps_ours(header: str) -> None:
     )
 
 
+COOKIE_PIECES = ["tlsso", "__Host-tlsso", "tlsso_tx_1", "sid", "=", ";", " ", '"', "v", "\t"]
+
+
+def _pairs(header: str) -> list[str]:
+    return [pair.strip() for pair in header.split(";") if pair.strip()]
+
+
+@FAST
+@given(st.lists(st.sampled_from(COOKIE_PIECES), max_size=12).map("".join))
+def test_a_single_cookie_line_is_split_as_the_general_path_splits_it(header: str) -> None:
+    # One line takes split_cookies' shortcuts; with a second, empty line it takes the loop.
+    kept, ours = split_cookies([header])
+    general_kept, general_ours = split_cookies([header, ""])
+    assert ours == general_ours
+    assert _pairs(kept) == _pairs(general_kept)
+
+
 @FAST
 @given(st.text(max_size=100))
 def test_header_values_are_printable_ascii_and_reversible(value: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from aiohttp import web
 
@@ -54,14 +55,20 @@ AT_DESK_LOGOUT = Decision(Verdict.ALLOW, signed_in=True, desk_logout=True)
 NEEDS_LOGIN = Decision(Verdict.LOGIN)
 
 
-def decide_now(
-    ctx: RequestScope,
-    sso: SsoServices,
-    *,
-    target: str,
-    method: str,
-    headers: Mapping[str, str],
-) -> Decision | None:
+class Judged(Protocol):
+    """The request judged, for the little the decision reads of it besides its target (is
+    it a navigation?): the proxied request itself, or the one a gateway describes
+    (sidecar.auth.forward_auth.Original). Read only when needed, so the hot path reads
+    neither the method nor the headers."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def decide_now(ctx: RequestScope, sso: SsoServices, target: str, judged: Judged) -> Decision | None:
     """decide() when no store read is needed (an SSO-less tenant, a public path, no
     cookie, a cached sign-in), else None. A plain function: the proxy's hot path makes
     no coroutine for it."""
@@ -79,25 +86,19 @@ def decide_now(
         # the signed-in requests the sidecar proxies most.
         ctx.identity = state.identity
         return SIGNED_IN
-    return _given(ctx, state, path, method, headers)
+    return _given(ctx, state, path, judged)
 
 
 async def decide(
-    request: web.Request,
-    ctx: RequestScope,
-    sso: SsoServices,
-    *,
-    target: str,
-    method: str,
-    headers: Mapping[str, str],
+    request: web.Request, ctx: RequestScope, sso: SsoServices, target: str, judged: Judged
 ) -> Decision:
     """The decision for the request to `target` (origin-form path and query) of
     ctx.tenant, signed in by the session cookie on ctx (the strip step read it)."""
-    known = decide_now(ctx, sso, target=target, method=method, headers=headers)
+    known = decide_now(ctx, sso, target, judged)
     if known is not None:
         return known
     state = await sign_in.load(request, shared=True)
-    return _given(ctx, state, _matching_path(ctx.tenant, target), method, headers)
+    return _given(ctx, state, _matching_path(ctx.tenant, target), judged)
 
 
 def _matching_path(tenant: Tenant, target: str) -> str | None:
@@ -106,17 +107,13 @@ def _matching_path(tenant: Tenant, target: str) -> str | None:
     return normalized_path(target) if tenant.public_paths or tenant.logout_paths else None
 
 
-def _given(
-    ctx: RequestScope,
-    state: SignInState,
-    path: str | None,
-    method: str,
-    headers: Mapping[str, str],
-) -> Decision:
+def _given(ctx: RequestScope, state: SignInState, path: str | None, judged: Judged) -> Decision:
     """The decision for a request that is not public, given its sign-in state."""
     if state.session is None:
         return NEEDS_LOGIN
-    if state.account is None or (state.email_change_pending and navigates(method, headers)):
+    if state.account is None or (
+        state.email_change_pending and navigates(judged.method, judged.headers)
+    ):
         # A changed email claim holds navigations at the screen until the new address
         # is verified; other requests keep the verified address meanwhile.
         return Decision(Verdict.SIGNUP, state=state)

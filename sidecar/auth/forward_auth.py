@@ -16,6 +16,7 @@ sidecar directly cannot have a request of its choosing approved.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -49,6 +50,8 @@ class Original:
 
     method: str
     target: str  # origin-form path and query
+    # The gateway's request carries the original's Accept, Sec-Fetch-Mode and Cookie.
+    headers: Mapping[str, str]
     # nginx's auth_request takes only 2xx, 401 and 403: a redirect is sent as 401 or 403
     # carrying its Location (a 302 would become a 500).
     redirects_as_refusal: bool
@@ -83,10 +86,10 @@ def original_request(request: web.Request) -> Original:
         method = _single(request, method_header) or request.method
         if not _METHOD.match(method):
             raise BadOriginal(f"{method_header} is not an HTTP method")
-        return Original(method.upper(), _origin_form(uri), as_refusal)
+        return Original(method.upper(), _origin_form(uri), request.headers, as_refusal)
     # Envoy's path_prefix: /.sso/auth/tickets?id=1 asks about GET /tickets?id=1.
     if ctx.target.startswith(routes.AUTH + "/"):
-        return Original(request.method, ctx.target[len(routes.AUTH) :], False)
+        return Original(request.method, ctx.target[len(routes.AUTH) :], request.headers, False)
     raise BadOriginal(
         f"no original request: send {FORWARDED_METHOD} and {FORWARDED_URI}, "
         f"{ORIGINAL_METHOD} and {ORIGINAL_URI}, or ask at {routes.AUTH}/<path>"
@@ -115,14 +118,7 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
             403, "reserved_path", f"The gateway must route {routes.PREFIX}* to the sidecar."
         )
     sso = request.app[SSO]
-    decision = await decide(
-        request,
-        ctx,
-        sso,
-        target=original.target,
-        method=original.method,
-        headers=request.headers,  # the original's Accept, Sec-Fetch-Mode and Cookie
-    )
+    decision = await decide(request, ctx, sso, original.target, original)
     if decision.verdict is Verdict.ALLOW:
         return await _allowed(request, decision, int(sso.cache.ttl))
     return _denied(request, decision, original)

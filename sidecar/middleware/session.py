@@ -27,10 +27,9 @@ def session_middleware(*, sso: SsoServices) -> Middleware:
     @web.middleware
     async def session_and_account(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request[SCOPE]
-        method, headers = request.method, request.headers
-        decision = decide_now(
-            ctx, sso, target=ctx.target, method=method, headers=headers
-        ) or await decide(request, ctx, sso, target=ctx.target, method=method, headers=headers)
+        decision = decide_now(ctx, sso, ctx.target, request) or await decide(
+            request, ctx, sso, ctx.target, request
+        )
         if decision is SIGNED_IN:  # the hot paths first
             ctx.identity_headers = signer.headers_for(ctx)
             return await handler(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from yarl import URL
@@ -102,14 +102,19 @@ class Tenant:
     # For tenants with an sso block: the OIDC provider, built on first use.
     lazy_sso: LazySso | None = field(default=None, compare=False)
     # Read on every request, so derived once here as plain instance attributes: Python
-    # 3.11 specialises reads of those, but neither of a cached_property nor of the
-    # pydantic config's fields (pydantic's __getattr__).
+    # 3.11 specialises reads of those, but neither of a cached_property (which also
+    # turns every other attribute read of the object into a dict lookup, once it has
+    # stored its value) nor of the pydantic config's fields (pydantic's __getattr__).
     host: str = field(init=False, compare=False)
     has_sso: bool = field(init=False, compare=False)
     # False for a forward-auth-only tenant: the sidecar answers /.sso/* alone.
     proxies: bool = field(init=False, compare=False)
     public_paths: tuple[str, ...] = field(init=False, compare=False)
     logout_paths: tuple[str, ...] = field(init=False, compare=False)
+    # The desk's address for the upstream pool, and scheme://host[:port] to append
+    # request targets to as they are (WebSocket); None when nothing is proxied.
+    origin: Origin | None = field(init=False, compare=False)
+    upstream_origin: str | None = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         derive = object.__setattr__  # the dataclass is frozen
@@ -118,24 +123,20 @@ class Tenant:
         derive(self, "proxies", self.upstream is not None)
         derive(self, "public_paths", self.config.public_paths)
         derive(self, "logout_paths", self.config.logout_paths)
+        desk = None if self.upstream is None else _desk_address(self.upstream)
+        derive(self, "origin", None if desk is None else desk[0])
+        derive(self, "upstream_origin", None if desk is None else desk[1])
 
     @property
     def sso(self) -> EntraProvider | None:
         """The sign-in provider (None without an sso block)."""
         return None if self.lazy_sso is None else self.lazy_sso.get()
 
-    # Built at first use: most of 10,000 tenants are never proxied to on one replica.
-    @cached_property
-    def upstream_origin(self) -> str:
-        """scheme://host[:port] of the desk: request targets are appended to it as they are."""
-        assert self.upstream is not None
-        return str(self.upstream.origin())
 
-    @cached_property
-    def origin(self) -> Origin:
-        """The desk's address for the upstream pool."""
-        assert self.upstream is not None
-        return Origin.of(self.upstream)
+@lru_cache(maxsize=4096)
+def _desk_address(upstream: URL) -> tuple[Origin, str]:
+    # Tenants of one desk pod mostly share its upstream: made once for all of them.
+    return Origin.of(upstream), str(upstream.origin())
 
 
 class TenantTable:

@@ -56,18 +56,24 @@ def _load(args: argparse.Namespace) -> Config | None:
 
 
 def _load_source(
-    args: argparse.Namespace, reader: ConfigReader | None = None
+    args: argparse.Namespace,
+    reader: ConfigReader | None = None,
+    *,
+    unread: list[str] | None = None,
 ) -> sources.LoadedConfig | None:
     """The config with the files it was read from, or None after printing every problem.
 
     ``reader``: read in its child process, so a long-running `serve` does not keep
-    the memory that reading a large config took."""
+    the memory that reading a large config took. ``unread``: secret files left unread
+    are listed there (check-config --skip-secret-files; not with a reader)."""
     path = _config_path(args)
     if not path:
         print(_NO_CONFIG, file=sys.stderr)
         return None
     try:
-        return reader.load(path) if reader is not None else sources.load(path)
+        if reader is not None:
+            return reader.load(path)
+        return sources.load(path, unread=unread)
     except ConfigError as exc:
         _print_problems(path, exc.problems)
         return None
@@ -114,10 +120,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         # A config directory (its files joined): each problem, and each secret file
         # --skip-secret-files left unread, names its file.
         skipped: list[str] | None = [] if args.skip_secret_files else None
-        try:
-            loaded = sources.load(path, unread=skipped)
-        except ConfigError as exc:
-            _print_problems(path, exc.problems)
+        loaded = _load_source(args, unread=skipped)
+        if loaded is None:
             return EXIT_INVALID
         _report_valid(path, loaded.config, skipped or [])
         return EXIT_OK

@@ -29,7 +29,9 @@ def cookie_name(base: str, scheme: str) -> str:
 
 # The session cookie is read on every signed-in request: its name for each scheme is made
 # once, so the hot path builds no string for it.
-SESSION_COOKIE_NAMES = {scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")}
+_SESSION_COOKIE_NAMES = {
+    scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")
+}
 
 
 def set_cookie(
@@ -82,7 +84,7 @@ def read_cookie(ctx: RequestScope, base: str) -> str | None:
 
 def read_session_cookie(ctx: RequestScope) -> str | None:
     """read_cookie(ctx, SESSION_COOKIE), for the hot path."""
-    return ctx.our_cookies.get(SESSION_COOKIE_NAMES[ctx.scheme]) or None
+    return ctx.our_cookies.get(_SESSION_COOKIE_NAMES[ctx.scheme]) or None
 
 
 def is_ours(name: str) -> bool:

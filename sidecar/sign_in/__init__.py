@@ -27,12 +27,7 @@ from aiohttp_session import STORAGE_KEY, Session, get_session, new_session
 from sidecar import logs, metrics
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.identity import Identity
-from sidecar.cookies import (
-    SESSION_COOKIE,
-    SESSION_COOKIE_NAMES,
-    clearing_header,
-    read_session_cookie,
-)
+from sidecar.cookies import SESSION_COOKIE, clearing_header, read_session_cookie
 from sidecar.oidc.idtoken import IdTokenClaims
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.sign_in.storage import RECORD, SessionRecord
@@ -105,7 +100,7 @@ SIGNED_OUT = SignInState(None, None)
 def resolve(ctx: RequestScope, sso: SsoServices) -> SignInState | None:
     """The sign-in when no store read is needed: SIGNED_OUT without a cookie, or the
     cached one; None when load() must ask the store. No coroutine: the proxy's hot path."""
-    cookie = ctx.our_cookies.get(SESSION_COOKIE_NAMES[ctx.scheme])  # read_session_cookie
+    cookie = read_session_cookie(ctx)
     if not cookie:
         return SIGNED_OUT
     # The cache answers only while the store is known to be up: an outage fails closed.

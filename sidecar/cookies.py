@@ -27,8 +27,10 @@ def cookie_name(base: str, scheme: str) -> str:
     return f"__Host-{base}" if scheme == "https" else base
 
 
-# The session cookie is read on every signed-in request: its name for each scheme is made
-# once, so the hot path builds no string for it.
+# What a cookie's name must start with to be read as ours over each scheme (the rest of
+# the name is its base name). The session cookie is read on every signed-in request, so
+# its whole name for each scheme is made once too.
+_READ_PREFIX = {"http": "", "https": "__Host-"}
 _SESSION_COOKIE_NAMES = {
     scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")
 }
@@ -76,26 +78,22 @@ def clearing_header(ctx: RequestScope, base: str) -> str:
 
 
 def read_cookie(ctx: RequestScope, base: str) -> str | None:
-    """Our cookie's value, as the strip step found it (the Cookie header is parsed once)."""
-    # SECURITY: over https only the `__Host-` name is read, so a cookie planted by a
-    # sibling subdomain or over plain http (cookie tossing) is never taken for ours.
-    return ctx.our_cookies.get(cookie_name(base, ctx.scheme)) or None
-
-
-def read_session_cookie(ctx: RequestScope) -> str | None:
-    """read_cookie(ctx, SESSION_COOKIE), for the hot path."""
-    return ctx.our_cookies.get(_SESSION_COOKIE_NAMES[ctx.scheme]) or None
+    """Our cookie's value, as the strip step found it (split_cookies: the Cookie header is
+    parsed once, and over https only `__Host-` names are read)."""
+    return ctx.our_cookies.get(base) or None
 
 
 def is_ours(name: str) -> bool:
     return name.strip().startswith(OUR_PREFIXES)
 
 
-def split_cookies(header_values: list[str]) -> tuple[str, dict[str, str]]:
+def split_cookies(header_values: list[str], scheme: str) -> tuple[str, dict[str, str]]:
     """The Cookie header lines, parsed once per request: (what the desk may receive,
-    our cookies by exact name, the first of each name winning).
+    our cookies by base name, the first of each name winning).
 
-    SECURITY: the desk never sees our cookies (session id, sign-in transactions).
+    SECURITY: the desk never sees our cookies (session id, sign-in transactions), in
+    any spelling. Over https only the `__Host-` names are read, so a cookie planted by a
+    sibling subdomain or over plain http (cookie tossing) is never taken for ours.
     """
     if len(header_values) == 1:
         # The common cases, decided without the loop below: one cookie, our session
@@ -104,12 +102,13 @@ def split_cookies(header_values: list[str]) -> tuple[str, dict[str, str]]:
         header = header_values[0]
         if ";" not in header:
             name, sep, value = header.strip().partition("=")
-            if sep and name in OUR_PREFIXES:
-                return "", {name: value.strip('"')}
+            if sep and name == _SESSION_COOKIE_NAMES[scheme]:
+                return "", {SESSION_COOKIE: value.strip('"')}
             if not is_ours(name):
                 return header, {}
         elif "tlsso" not in header:
             return header, {}
+    read_prefix = _READ_PREFIX[scheme]
     kept: list[str] = []
     ours: dict[str, str] = {}
     for header in header_values:
@@ -120,6 +119,8 @@ def split_cookies(header_values: list[str]) -> tuple[str, dict[str, str]]:
             name, sep, value = pair.partition("=")
             if not is_ours(name):
                 kept.append(pair)
-            elif sep and name not in ours:
-                ours[name] = value.strip('"')
+            elif sep and name.startswith(read_prefix):
+                base = name[len(read_prefix) :]
+                if base not in ours:
+                    ours[base] = value.strip('"')
     return "; ".join(kept), ours

@@ -24,8 +24,7 @@ def signed_in_no_store(ctx: RequestScope, headers: CIMultiDict[str]) -> None:
     """Adds ``Cache-Control: no-store`` to the headers of a signed-in request's answer when
     the rule above calls for it. Header names are multidict's ready-made case-insensitive
     keys (hdrs.*), which skip a case fold per lookup."""
-    content_type = headers.get(hdrs.CONTENT_TYPE)
-    if content_type is None or content_type[:9].lower() != "text/html":
+    if headers.get(hdrs.CONTENT_TYPE, "")[:9].lower() != "text/html":
         return
     if hdrs.CACHE_CONTROL in headers or hdrs.EXPIRES in headers:
         return

@@ -26,7 +26,8 @@ class RequestScope:
     forwarded_host: str = ""  # the Host the client asked for, as sent on X-Forwarded-Host
     # Headers for the desk: the client's, minus hop-by-hop, identity and forwarding headers.
     upstream_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
-    # The sidecar's own cookies from the request, by name (taken out of upstream_headers).
+    # The sidecar's own cookies from the request, by base name, as its scheme allows them to
+    # be read (sidecar.cookies.split_cookies; taken out of upstream_headers).
     our_cookies: dict[str, str] = field(default_factory=dict)
     identity: Identity | None = None  # the signed-in identity, once known
     # Its headers for the desk, sent after upstream_headers.

@@ -85,12 +85,20 @@ class AssertionSigner:
         assertion for its public origin. The caller must not edit them."""
         identity = ctx.identity
         assert identity is not None  # called for signed-in requests only
-        # The request's arrival time: no clock read per request on the hot path.
-        now = ctx.started
         # The public host names the tenant (the audience) and, with the scheme, the issuer.
-        memo = identity._signed.get(ctx.public_host)
-        if memo is not None and now < memo.fresh_until and memo.scheme == ctx.scheme:
-            return memo
+        # Freshness is judged at the request's arrival: no clock read per request.
+        try:
+            memo = identity._signed[ctx.public_host]
+            if ctx.started < memo.fresh_until and memo.scheme == ctx.scheme:
+                return memo
+        except KeyError:  # the first request of this sign-in state on this site
+            pass
+        return self._remembered(ctx, identity)
+
+    def _remembered(self, ctx: RequestScope, identity: Identity) -> IdentityHeaders:
+        """headers_for when the identity's own memo has none for this site: from the
+        signer's cache, or signed now; remembered on the identity."""
+        now = ctx.started
         # SECURITY: the public host carries the port the client sent, so a signed-in
         # client cycling ports could grow this memo without end: a few sites at most.
         if len(identity._signed) >= _SITES_PER_IDENTITY:

@@ -23,7 +23,7 @@ def strip_middleware() -> Middleware:
         for name in {k for k in headers if canonical(k) in CLIENT_MAY_NOT_SEND}:
             headers.popall(name)
         if cookie_lines is not None:
-            cookies, ctx.our_cookies = split_cookies(cookie_lines)
+            cookies, ctx.our_cookies = split_cookies(cookie_lines, ctx.scheme)
             if cookies:
                 headers[hdrs.COOKIE] = cookies
         ctx.upstream_headers = headers

@@ -27,7 +27,7 @@ from aiohttp_session import STORAGE_KEY, Session, get_session, new_session
 from sidecar import logs, metrics
 from sidecar.auth.context import SSO, SsoServices
 from sidecar.auth.identity import Identity
-from sidecar.cookies import SESSION_COOKIE, clearing_header, read_session_cookie
+from sidecar.cookies import SESSION_COOKIE, clearing_header, read_cookie
 from sidecar.oidc.idtoken import IdTokenClaims
 from sidecar.request_scope import SCOPE, RequestScope
 from sidecar.sign_in.storage import RECORD, SessionRecord
@@ -100,7 +100,9 @@ SIGNED_OUT = SignInState(None, None)
 def resolve(ctx: RequestScope, sso: SsoServices) -> SignInState | None:
     """The sign-in when no store read is needed: SIGNED_OUT without a cookie, or the
     cached one; None when load() must ask the store. No coroutine: the proxy's hot path."""
-    cookie = read_session_cookie(ctx)
+    # read_cookie(ctx, SESSION_COOKIE) without the call (the scheme's rule was applied
+    # when the strip step parsed the header).
+    cookie = ctx.our_cookies.get(SESSION_COOKIE)
     if not cookie:
         return SIGNED_OUT
     # The cache answers only while the store is known to be up: an outage fails closed.
@@ -116,7 +118,7 @@ async def load(request: web.Request, *, shared: bool = False) -> SignInState:
     known = resolve(ctx, sso)
     if known is not None:
         return known
-    cookie = read_session_cookie(ctx)
+    cookie = read_cookie(ctx, SESSION_COOKIE)
     assert cookie is not None  # resolve() answers requests without one
     if not shared:
         return await _load(request, sso, cookie)
@@ -180,7 +182,7 @@ async def end(
     """
     ctx = request[SCOPE]
     sso = request.app[SSO]
-    cookie = read_session_cookie(ctx)
+    cookie = read_cookie(ctx, SESSION_COOKIE)
     if cookie:
         sso.cache.discard(ctx.tenant.host, cookie)
     session = await _session(request)

@@ -35,11 +35,13 @@ class SignInCache(Generic[T]):
     def get(self, host: str, cookie: str, now: float) -> T | None:
         """The entry as of `now`, a time.monotonic() reading: a proxied request passes the
         time it arrived (RequestScope.started), so no clock is read per request."""
-        entry = self._entries.get((host, cookie))
-        if entry is not None and now < entry[0]:
-            return entry[1]
-        if entry is not None:  # expired
-            del self._entries[(host, cookie)]
+        try:
+            deadline, value = self._entries[host, cookie]
+        except KeyError:  # a miss is followed by a store read: the raise costs nothing beside it
+            return None
+        if now < deadline:
+            return value
+        del self._entries[host, cookie]  # expired
         return None
 
     @property

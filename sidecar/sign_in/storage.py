@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 from aiohttp_session import AbstractStorage, Session, SessionData
 
-from sidecar.cookies import SESSION_COOKIE, clear_cookie, read_session_cookie, set_cookie
+from sidecar.cookies import SESSION_COOKIE, clear_cookie, read_cookie, set_cookie
 from sidecar.oidc.idtoken import IdTokenClaims
 from sidecar.request_scope import SCOPE
 from sidecar.secret_keys import DerivedKeys
@@ -154,7 +154,7 @@ class SessionStorage(AbstractStorage):
 
     def load_cookie(self, request: web.Request) -> str | None:
         # SECURITY: by the public scheme's name only (sidecar.cookies: cookie tossing).
-        return read_session_cookie(request[SCOPE])
+        return read_cookie(request[SCOPE], SESSION_COOKIE)
 
     # The store side, request-free so that commands and tests use it too.
 

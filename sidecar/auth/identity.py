@@ -96,8 +96,9 @@ class AssertionSigner:
         return self._remembered(ctx, identity)
 
     def _remembered(self, ctx: RequestScope, identity: Identity) -> IdentityHeaders:
-        """headers_for when the identity's own memo has none for this site: from the
-        signer's cache, or signed now; remembered on the identity."""
+        """headers_for when the identity's own memo has none for this site, or a stale
+        one, or one made for the other scheme: from the signer's cache, or signed now;
+        remembered on the identity."""
         now = ctx.started
         # SECURITY: the public host carries the port the client sent, so a signed-in
         # client cycling ports could grow this memo without end: a few sites at most.

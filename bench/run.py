@@ -85,6 +85,7 @@ class Settings:
     redis_url: str
     rows: frozenset[str]
     tenant_sizes: tuple[int, ...] = ()
+    tenant_timed_runs: int = tenants.TIMED_RUNS
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -104,6 +105,7 @@ class Settings:
             redis_url=args.redis_url,
             rows=frozenset(args.rows.split(",")) if args.rows else frozenset(LABELS),
             tenant_sizes=tenants.sizes_from(args),
+            tenant_timed_runs=tenants.timed_runs_from(args),
         )
 
 
@@ -964,7 +966,7 @@ async def main(settings: Settings) -> int:
     print("\n".join(out), flush=True)
     failed = any(row.failed for row in report.rows)
     if settings.tenant_sizes:
-        rows = await tenants.measure(settings.tenant_sizes)
+        rows = await tenants.measure(settings.tenant_sizes, runs=settings.tenant_timed_runs)
         print("", f"tenants ({tenants.SECTION_NOTE}):", *tenants.table(rows), sep="\n", flush=True)
         failed = failed or any(row.error for row in rows)
     return 1 if failed else 0

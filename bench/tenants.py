@@ -15,8 +15,11 @@ of its own (bench/tenant_configs.py):
                 client asking back to back, from the change until the new host answers)
 
 Each process runs alone, one after the other; sizes are compared with the 10-tenant
-run of the same form (x for times, + MiB for memory). `bench.run` prints this table
-after its own. Not a test: nothing here is timed against a threshold.
+run of the same form (x for times, + MiB for memory). check-config and start-up are the
+median of five runs each (--timed-runs; one with --quick): the 10-tenant reference is
+the denominator of every ratio, and one slow or fast run of it on a shared VM moved
+them all. RSS, reload and worst wait come from the last start. `bench.run` prints this
+table after its own. Not a test: nothing here is timed against a threshold.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +41,7 @@ import aiohttp
 from bench.procs import Child, free_port, python_module, run_loop, spawn
 from bench.tenant_configs import dump, tenant_entry, write_config
 
+TIMED_RUNS = 5
 SIZES = (10, 1_000, 10_000)
 FULL_SIZES = (*SIZES, 100_000)
 QUICK_SIZES = (10, 100)
@@ -156,7 +161,7 @@ async def measure_reload(
             raise TimeoutError(f"the new tenant was not served within {timeout:.0f} s")
 
 
-async def measure_size(tenants: int, form: str, workdir: Path) -> TenantRow:
+async def measure_size(tenants: int, form: str, workdir: Path, runs: int = TIMED_RUNS) -> TenantRow:
     row = TenantRow(tenants, form)
     port, admin_port = free_port(), free_port()
     target = workdir / (f"{form}-{tenants}" + ("" if form == "directory" else ".yaml"))
@@ -170,29 +175,37 @@ async def measure_size(tenants: int, form: str, workdir: Path) -> TenantRow:
     )
     # Scaled to the size so that 100,000 tenants on a slow machine still finish.
     timeout = 30 + tenants / 1000
-    row.check_config = await asyncio.to_thread(check_config, path)
-    started = time.perf_counter()
-    child = spawn(
-        f"serve-{form}-{tenants}",
-        python_module("sidecar", "serve", "-c", str(path)),
-        port=port,
-        workdir=workdir,
+    row.check_config = statistics.median(
+        [await asyncio.to_thread(check_config, path) for _ in range(runs)]
     )
-    child.admin_port = admin_port
-    try:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-            await wait_ready(http, child, timeout)
-            row.startup = time.perf_counter() - started
-            row.rss_mib = rss_mib(child.pid)
-            row.reload, row.worst_wait_ms, row.probes = await measure_reload(
-                http, f"http://127.0.0.1:{port}", path, form, timeout
+    startups: list[float] = []
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        for run in range(runs):
+            started = time.perf_counter()
+            child = spawn(
+                f"serve-{form}-{tenants}-{run}",
+                python_module("sidecar", "serve", "-c", str(path)),
+                port=port,
+                workdir=workdir,
             )
-    finally:
-        child.stop()
+            child.admin_port = admin_port
+            try:
+                await wait_ready(http, child, timeout)
+                startups.append(time.perf_counter() - started)
+                if run == runs - 1:  # the last start: memory, and the reload (which adds a tenant)
+                    row.rss_mib = rss_mib(child.pid)
+                    row.reload, row.worst_wait_ms, row.probes = await measure_reload(
+                        http, f"http://127.0.0.1:{port}", path, form, timeout
+                    )
+            finally:
+                child.stop()
+    row.startup = statistics.median(startups)
     return row
 
 
-async def measure(sizes: Sequence[int], workdir: Path | None = None) -> list[TenantRow]:
+async def measure(
+    sizes: Sequence[int], workdir: Path | None = None, runs: int = TIMED_RUNS
+) -> list[TenantRow]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-tenants-") as tmp:
         where = workdir or Path(tmp)
@@ -201,7 +214,7 @@ async def measure(sizes: Sequence[int], workdir: Path | None = None) -> list[Ten
             for form in FORMS:
                 progress(f"tenants: {tenants} as one {form}")
                 try:
-                    rows.append(await measure_size(tenants, form, where))
+                    rows.append(await measure_size(tenants, form, where, runs))
                 except (OSError, RuntimeError, TimeoutError, aiohttp.ClientError) as exc:
                     rows.append(TenantRow(tenants, form, error=str(exc).splitlines()[0][:120]))
     return rows
@@ -261,12 +274,24 @@ def sizes_from(args: argparse.Namespace) -> tuple[int, ...]:
     return FULL_SIZES if args.full else SIZES
 
 
+def timed_runs_from(args: argparse.Namespace) -> int:
+    if args.timed_runs is not None:
+        return max(1, int(args.timed_runs))
+    return 1 if args.quick else TIMED_RUNS
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tenants",
         help="tenant counts, comma-separated (default 10,1000,10000; quick 10,100; none: skip)",
     )
     parser.add_argument("--full", action="store_true", help="100,000 tenants too")
+    parser.add_argument(
+        "--timed-runs",
+        type=int,
+        help=f"runs of check-config and start-up per size and form, median shown "
+        f"(default {TIMED_RUNS}; quick 1)",
+    )
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -277,7 +302,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 and 100 tenants only")
     parser.add_argument("--workdir", type=Path, help="keep the configs and logs here")
     args = parser.parse_args(argv)
-    rows = await measure(sizes_from(args), args.workdir)
+    rows = await measure(sizes_from(args), args.workdir, timed_runs_from(args))
     print(f"tenants, on {os.cpu_count()} CPUs ({SECTION_NOTE}):")
     print("\n".join(table(rows)), flush=True)
     return 1 if any(row.error for row in rows) else 0

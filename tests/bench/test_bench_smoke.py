@@ -154,3 +154,26 @@ def test_ratios_show_the_spread_within_rounds_and_the_instruction_count() -> Non
     assert "(f)/(c) = 1.083   side by side on one CPU" in lines
     assert "(e)/(d) = 0.960   by instructions per request" in lines
     assert "(e)/(c) =   n/a" in lines
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_tenants_table_times_each_cell_as_often_as_asked(tmp_path: Path) -> None:
+    argv = ["--tenants", "10,20", "--timed-runs", "2", "--workdir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.tenants", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for size, form in (("10", "file"), ("10", "directory"), ("20", "file"), ("20", "directory")):
+        [line] = [x for x in done.stdout.splitlines() if x.split()[:2] == [size, form]]
+        assert line.endswith(" ms"), line
+    # Two starts per cell, each with its own log; the last one also took the reload.
+    for form in ("file", "directory"):
+        assert sorted(p.name for p in tmp_path.glob(f"serve-{form}-10-*.log")) == [
+            f"serve-{form}-10-0.log",
+            f"serve-{form}-10-1.log",
+        ]

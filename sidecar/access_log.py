@@ -43,15 +43,11 @@ def _milliseconds(seconds: float) -> str:
 def request_line(stamp: str, ctx: RequestScope, method: str) -> str:
     """The line of a request the pipeline answered, as `json.dumps` of its fields would
     write it (tests/test_access_log.py holds the two equal)."""
-    try:  # as the entry step reads it: a try costs nothing when the tenant is set
-        tenant = ctx.tenant.host
-    except AttributeError:  # answered before the tenant step chose one
-        tenant = "-"
     upstream = ctx.upstream_seconds
     line = (
         f'{{"time": "{stamp}", "level": "info", "event": "request", '
         f'"request_id": {_quote(ctx.request_id)}, '
-        f'"tenant": {_quote(tenant)}, '
+        f'"tenant": {_quote(ctx.tenant_label)}, '
         f'"method": {_quote(method)}, '
         f'"path": {_quote(ctx.target.split("?", 1)[0][:PATH_LIMIT])}, '
         f'"status": {ctx.status}, "bytes": {ctx.body_bytes}, '

@@ -23,17 +23,16 @@ LOGIN_COOKIE_PREFIX = "tlsso_tx_"
 OUR_PREFIXES = ("__Host-tlsso", "tlsso")
 
 
+# What our cookies' names start with over each scheme, before their base name: they are
+# set with it and read only with it (split_cookies).
+_NAME_PREFIX = {"http": "", "https": "__Host-"}
+# The session cookie is read on every signed-in request: its whole name for each scheme
+# is made once.
+_SESSION_COOKIE_NAMES = {scheme: prefix + SESSION_COOKIE for scheme, prefix in _NAME_PREFIX.items()}
+
+
 def cookie_name(base: str, scheme: str) -> str:
-    return f"__Host-{base}" if scheme == "https" else base
-
-
-# What a cookie's name must start with to be read as ours over each scheme (the rest of
-# the name is its base name). The session cookie is read on every signed-in request, so
-# its whole name for each scheme is made once too.
-_READ_PREFIX = {"http": "", "https": "__Host-"}
-_SESSION_COOKIE_NAMES = {
-    scheme: cookie_name(SESSION_COOKIE, scheme) for scheme in ("http", "https")
-}
+    return _NAME_PREFIX[scheme] + base
 
 
 def set_cookie(
@@ -108,7 +107,7 @@ def split_cookies(header_values: list[str], scheme: str) -> tuple[str, dict[str,
                 return header, {}
         elif "tlsso" not in header:
             return header, {}
-    read_prefix = _READ_PREFIX[scheme]
+    read_prefix = _NAME_PREFIX[scheme]
     kept: list[str] = []
     ours: dict[str, str] = {}
     for header in header_values:

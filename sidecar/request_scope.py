@@ -37,10 +37,12 @@ class RequestScope:
     upstream_seconds: float | None = None
     log_fields: dict[str, Any] = field(default_factory=dict)
     body_bytes: int = 0  # of the answer, as the connection's writer sent them (access log)
-    # The answer's status and the seconds until the pipeline returned it, set by the entry
-    # step when it is done (access log).
+    # The answer's status, the seconds until the pipeline returned it, and the tenant's
+    # host ("-" when answered before the tenant step chose one), set by the entry step
+    # when it is done (metrics, access log).
     status: int = 500
     duration: float = 0.0
+    tenant_label: str = "-"
     # Set by the tenant step (step 2), which ends every request it cannot give one, so
     # the steps after it and the routes read a plain attribute typed without None (no
     # test at each use). Until then the slot is empty and reading it raises

@@ -8,9 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.access_log import PATH_LIMIT, request_line
-from sidecar.config.model import TenantConfig
 from sidecar.request_scope import RequestScope
-from sidecar.tenants import Tenant
 
 STAMP = "2026-12-03T14:00:00.123Z"
 
@@ -58,8 +56,8 @@ def test_a_proxied_request_line_is_what_json_dumps_writes() -> None:
         body_bytes=1234,
         duration=0.0125,
         upstream_seconds=0.0031,
+        tenant_label="desk.example.com",  # as the entry step leaves it
     )
-    ctx.tenant = Tenant(config=TenantConfig(host="desk.example.com"), upstream=None)
     assert request_line(STAMP, ctx, "GET") == _as_json_dumps_writes_it(
         ctx, "GET", "desk.example.com"
     )

@@ -26,7 +26,6 @@ from sidecar.auth.redirects import safe_redirect_target
 from sidecar.cookies import (
     LOGIN_COOKIE_PREFIX,
     clear_cookie,
-    cookie_name,
     read_cookie,
     set_cookie,
 )
@@ -146,14 +145,14 @@ def _forget_old_transactions(
 ) -> None:
     """Clear this browser's older sign-in cookies, keeping the newest few."""
     sso = request.app[SSO]
-    prefix = cookie_name(LOGIN_COOKIE_PREFIX, ctx.scheme)
     found: list[tuple[float, str]] = []
-    for name, value in request.cookies.items():
-        if not name.startswith(prefix):
+    # Our cookies as the strip step read them: by base name, as the scheme allows.
+    for base, value in ctx.our_cookies.items():
+        if not base.startswith(LOGIN_COOKIE_PREFIX):
             continue
         opened = open_transaction(sso.keys.login_box, value, LOGIN_TRANSACTION_TTL)
         created = opened.created if opened else -1.0
-        found.append((created, name.removeprefix("__Host-")))
+        found.append((created, base))
     found.sort(reverse=True)
     for _, base in found[MAX_OPEN_TRANSACTIONS - 1 :]:
         clear_cookie(response, ctx, base)

@@ -83,6 +83,7 @@ def entry_middleware(*, trusted_proxies: Sequence[Network]) -> Middleware:
             metrics.count_request(tenant, request.method, status)
             # The access log's line is written from these once the answer is sent
             # (access_log.RequestLogger), with its body bytes.
+            ctx.tenant_label = tenant
             ctx.status = status
             ctx.duration = time.monotonic() - ctx.started
 
